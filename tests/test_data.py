@@ -1,0 +1,203 @@
+"Data loading, pairs, splits and `prepare-data` on real and hand-written rows, through the Python API and the CLI."
+import json, subprocess, sys
+from pathlib import Path
+
+import pytest
+
+from safe_mm_dpo.cli import main
+from safe_mm_dpo.core import read_json, read_jsonl
+from safe_mm_dpo.data import (RECORD_FIELDS, DataError, build_pairs, load_records, preferences_disagree,
+                              record_id)
+
+GOOD = dict(prompt='p', response_0='a', response_1='b', better_response_id=0, safer_response_id=1,
+            is_response_0_safe=True, is_response_1_safe=False)
+
+
+def _write(path: Path, lines: list[bytes]) -> Path:
+    path.write_bytes(b'\n'.join(lines) + b'\n')
+    return path
+
+
+# ---------------------------------------------------------------- real rows (../shared/data)
+
+def test_real_pku_v1_rows(shared_data):
+    recs, rep = load_records(shared_data / 'pku_saferlhf_v1_sample.jsonl')
+    raw = [json.loads(l) for l in (shared_data / 'pku_saferlhf_v1_sample.jsonl').read_text().splitlines()]
+    assert rep.schemas == {'pku_v1': 5} and len(recs) == len(raw) == 5
+    for r, row in zip(recs, raw):
+        for k in RECORD_FIELDS: assert r[k] == row[k]
+        assert len(r['response_0_harm_category']) == 19 and r['source'] == row['prompt_source']
+        assert r['harm_categories'] == sorted({c for i in (0, 1) for c, v in row[f'response_{i}_harm_category'].items() if v})
+    helpful, harmless = build_pairs(recs)
+    assert [h['chosen_response'] for h in helpful] == [r[f"response_{r['better_response_id']}"] for r in recs]
+    assert [s['chosen_is_safe'] for s in harmless] == [r[f"is_response_{r['safer_response_id']}_safe"] for r in recs]
+
+
+def test_prepare_data_cli_on_real_rows(shared_data, tmp_path, capsys):
+    out = tmp_path / 'data'
+    code = main(['prepare-data', '--input', str(shared_data / 'pku_saferlhf_v1_sample.jsonl'), '--output_dir', str(out),
+                 '--train_ratio', '0.6', '--val_ratio', '0.2', '--test_ratio', '0.2', '--seed', '0'])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert 'records in: 5' in printed and 'duplicates dropped: 0' in printed and 'disagree on 0.0%' in printed
+    s = read_json(out / 'summary.json')
+    assert [s['splits'][k]['records'] for k in ('train', 'val', 'test')] == [3, 1, 1]
+    for split in ('train', 'val', 'test'):
+        for f in ('records.jsonl', 'helpful_pairs.jsonl', 'harmless_pairs.jsonl'):
+            assert (out / split / f).exists()
+    assert (out / 'prepare_config.yaml').exists()
+
+
+def test_prompt_only_files_are_rejected_clearly(shared_data):
+    # prompt files are for evaluation, not preference data: the loader says which fields it expected
+    with pytest.raises(DataError, match=r"beavertails_eval_subset140_prompts.json\[0\]: unrecognised schema"):
+        load_records(shared_data / 'beavertails_eval_subset140_prompts.json')
+
+
+# ---------------------------------------------------------------- hand-written fixtures of each schema
+
+@pytest.mark.parametrize('name,schema,n_rows,n_records', [
+    ('pku_saferlhf_original.jsonl', 'pku', 6, 6),
+    ('pku_saferlhf_v1.jsonl', 'pku_v1', 4, 4),
+    ('beavertails_classification.jsonl', 'beavertails', 7, 2)])
+def test_fixture_schemas(fixtures, name, schema, n_rows, n_records):
+    recs, rep = load_records(fixtures / name)
+    assert rep.schemas == {schema: n_rows} and len(recs) == n_records
+    for r in recs:
+        assert set(RECORD_FIELDS) <= set(r) and r['record_id'] == record_id(r) and r['source_schema'] == schema
+    if schema == 'pku':
+        assert not any(k in recs[0] for k in ('harm_categories', 'severity', 'prompt_source'))
+    if schema == 'pku_v1':
+        assert all(len(r[f'response_{i}_harm_category']) == 19 for r in recs for i in (0, 1))
+
+
+def test_channels_disagree_exactly_where_labels_do(fixtures):
+    recs, _ = load_records(fixtures / 'pku_saferlhf_v1.jsonl')
+    helpful, harmless = build_pairs(recs)
+    disagree = [h['chosen_response'] != s['chosen_response'] for h, s in zip(helpful, harmless)]
+    assert disagree == [r['better_response_id'] != r['safer_response_id'] for r in recs] == [True, False, False, True]
+    assert sum(map(preferences_disagree, recs)) == 2
+
+
+def test_beavertails_has_no_helpful_pairs(fixtures, tmp_path, capsys):
+    assert main(['prepare-data', '--input', str(fixtures / 'beavertails_classification.jsonl'), '--output_dir', str(tmp_path / 'd'),
+                 '--train_ratio', '1', '--val_ratio', '0', '--test_ratio', '0']) == 0
+    out = capsys.readouterr().out
+    assert 'without a partner of the other safety label: 3' in out and 'without a helpfulness label (no helpful pair): 2' in out
+    assert read_jsonl(tmp_path / 'd' / 'train' / 'helpful_pairs.jsonl') == []
+    assert len(read_jsonl(tmp_path / 'd' / 'train' / 'harmless_pairs.jsonl')) == 2
+
+
+# ---------------------------------------------------------------- other containers: .json array, parquet, dataset folder
+
+def test_json_array_and_parquet(fixtures, tmp_path):
+    rows = [json.loads(l) for l in (fixtures / 'pku_saferlhf_original.jsonl').read_text().splitlines()]
+    (tmp_path / 'a.json').write_text(json.dumps(rows, indent=1))
+    recs_json, _ = load_records(tmp_path / 'a.json')
+    import pyarrow as pa, pyarrow.parquet as pq
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / 'a.parquet')
+    recs_pq, rep = load_records(tmp_path / 'a.parquet')
+    ref, _ = load_records(fixtures / 'pku_saferlhf_original.jsonl')
+    assert [r['record_id'] for r in recs_json] == [r['record_id'] for r in recs_pq] == [r['record_id'] for r in ref]
+    bad = dict(rows[0]); bad['safer_response_id'] = 5
+    pq.write_table(pa.Table.from_pylist(rows + [bad]), tmp_path / 'b.parquet')
+    with pytest.raises(DataError, match=r"b.parquet row 6: 'safer_response_id' must be 0 or 1, got 5"):
+        load_records(tmp_path / 'b.parquet')
+
+
+def test_dataset_folder_goes_through_the_hub_loader(fixtures, tmp_path):
+    # a folder is read by `datasets.load_dataset`, the same call that reads a Hub name
+    d = tmp_path / 'PKU-SafeRLHF'; d.mkdir()
+    (d / 'train.jsonl').write_text((fixtures / 'pku_saferlhf_v1.jsonl').read_text())
+    (d / 'test.jsonl').write_text((fixtures / 'pku_saferlhf_v1.jsonl').read_text().splitlines()[0] + '\n')
+    recs, rep = load_records(d, split='train')
+    assert len(recs) == 4 and rep.schemas == {'pku_v1': 4}
+    assert len(load_records(d, split='test')[0]) == 1
+    with pytest.raises(DataError, match='Unknown split'):
+        load_records(d, split='validation')
+
+
+def test_hub_name_offline_is_a_clear_error():
+    with pytest.raises(DataError, match=r'PKU-Alignment/PKU-SafeRLHF: not a local file or folder.*Offline\?'):
+        load_records('PKU-Alignment/PKU-SafeRLHF')
+
+
+# ---------------------------------------------------------------- every bad-input class, through the CLI
+
+BAD = {
+    'malformed JSON': b'{"prompt": "p", "response_0": ',
+    'missing field': json.dumps({k: v for k, v in GOOD.items() if k != 'safer_response_id'}).encode(),
+    "'better_response_id' must be 0 or 1": json.dumps({**GOOD, 'better_response_id': 2}).encode(),
+    'empty response': json.dumps({**GOOD, 'response_1': ''}).encode(),
+    'not valid UTF-8': json.dumps(GOOD).encode().replace(b'"p"', b'"\xff\xfe"'),
+    'must be true or false': json.dumps({**GOOD, 'is_response_0_safe': 'yes'}).encode(),
+    'each row must be a JSON object': b'[1, 2]',
+}
+
+
+@pytest.mark.parametrize('problem', list(BAD))
+def test_bad_input_stops_with_file_line_and_problem(problem, tmp_path, capsys):
+    f = _write(tmp_path / 'in.jsonl', [json.dumps(GOOD).encode(), json.dumps({**GOOD, 'prompt': 'q'}).encode(), BAD[problem]])
+    code = main(['prepare-data', '--input', str(f), '--output_dir', str(tmp_path / 'out')])
+    err = capsys.readouterr().err
+    assert code == 1 and f'{f}:3: ' in err and problem in err
+    assert not (tmp_path / 'out' / 'train').exists()        # nothing half-written
+
+
+@pytest.mark.parametrize('problem', list(BAD))
+def test_bad_input_skipped_and_counted(problem, tmp_path, capsys):
+    f = _write(tmp_path / 'in.jsonl', [json.dumps(GOOD).encode(), json.dumps({**GOOD, 'prompt': 'q'}).encode(), BAD[problem]])
+    code = main(['prepare-data', '--input', str(f), '--output_dir', str(tmp_path / 'out'), '--skip_invalid',
+                 '--train_ratio', '0.5', '--val_ratio', '0.5', '--test_ratio', '0'])
+    assert code == 0
+    assert 'skipped invalid: 1' in capsys.readouterr().out
+    s = read_json(tmp_path / 'out' / 'summary.json')
+    assert s['skipped_invalid'] == 1 and s['records_out'] == 2
+    skipped = read_jsonl(tmp_path / 'out' / 'skipped_rows.jsonl')
+    assert skipped[0]['where'] == f'{f}:3' and problem in skipped[0]['problem']
+
+
+def test_all_rows_invalid_is_an_error(tmp_path, capsys):
+    f = _write(tmp_path / 'in.jsonl', [BAD['malformed JSON']])
+    assert main(['prepare-data', '--input', str(f), '--output_dir', str(tmp_path / 'o'), '--skip_invalid']) == 1
+    assert 'no valid records' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('args,msg', [
+    (['--train_ratio', '0.7'], 'must sum to 1'),
+    (['--val_ratio', 'lots'], "config key 'val_ratio' expects float"),
+    (['--colour', 'red'], "unknown config key 'colour'"),
+    (['--label_noise', '0.9'], "'label_noise' must be in [0, 0.5]"),
+])
+def test_bad_options(args, msg, tmp_path, capsys):
+    assert main(['prepare-data', '--output_dir', str(tmp_path / 'o')] + args) == 2
+    assert msg in capsys.readouterr().err
+
+
+def test_refuses_to_overwrite_unless_asked(tmp_path, capsys):
+    out = tmp_path / 'data'; out.mkdir(); (out / 'mine.txt').write_text('precious')
+    assert main(['prepare-data', '--output_dir', str(out), '--safetyworld_size', '50']) == 1
+    assert (out / 'mine.txt').read_text() == 'precious'
+    assert main(['prepare-data', '--output_dir', str(out), '--safetyworld_size', '50', '--overwrite']) == 0
+    assert not (out / 'mine.txt').exists() and (out / 'train' / 'records.jsonl').exists()
+
+
+def test_safetyworld_prepares_the_same_files_as_real_data(fixtures, tmp_path):
+    a, b = tmp_path / 'sw', tmp_path / 'pku'
+    assert main(['prepare-data', '--input', 'safetyworld', '--output_dir', str(a), '--safetyworld_size', '300']) == 0
+    assert main(['prepare-data', '--input', str(fixtures / 'pku_saferlhf_original.jsonl'), '--output_dir', str(b)]) == 0
+    files = lambda d: sorted(str(p.relative_to(d)) for p in d.rglob('*') if p.is_file())
+    assert files(a) == files(b)
+    sw = read_jsonl(a / 'train' / 'helpful_pairs.jsonl')[0]; pku = read_jsonl(b / 'train' / 'helpful_pairs.jsonl')[0]
+    assert set(sw) == set(pku)
+    # prompts never cross splits
+    prompts = {s: {r['prompt'] for r in read_jsonl(a / s / 'records.jsonl')} for s in ('train', 'val', 'test')}
+    assert not (prompts['train'] & prompts['val'] or prompts['train'] & prompts['test'] or prompts['val'] & prompts['test'])
+
+
+def test_console_script_runs(tmp_path):
+    exe = Path(sys.executable).with_name('safe-mm-dpo')
+    r = subprocess.run([str(exe), 'prepare-data', '--output_dir', str(tmp_path / 'o'), '--safetyworld_size', '100'],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert 'records out: ' in r.stdout
