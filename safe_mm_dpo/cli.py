@@ -16,6 +16,8 @@ __all__ = ['COMMANDS', 'USER_ERRORS', 'main']
 COMMANDS = {
     # command: (module, config class, function, one-line description)
     'prepare-data': ('safe_mm_dpo.data', 'PrepareDataConfig', 'prepare_data', 'load, check, de-duplicate and split a data set into pairs'),
+    'train-sft': ('safe_mm_dpo.models', 'SFTConfig', 'train_sft', 'supervised fine-tuning of the reference policy (bootstraps the tiny model)'),
+    'train-rm': ('safe_mm_dpo.reward', 'RMConfig', 'train_reward_model', 'train the Helpful reward model or the Harmless cost model (--task)'),
 }
 
 def _usage()->str:
