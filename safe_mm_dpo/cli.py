@@ -18,6 +18,7 @@ COMMANDS = {
     'prepare-data': ('safe_mm_dpo.data', 'PrepareDataConfig', 'prepare_data', 'load, check, de-duplicate and split a data set into pairs'),
     'train-sft': ('safe_mm_dpo.models', 'SFTConfig', 'train_sft', 'supervised fine-tuning of the reference policy (bootstraps the tiny model)'),
     'train-rm': ('safe_mm_dpo.reward', 'RMConfig', 'train_reward_model', 'train the Helpful reward model or the Harmless cost model (--task)'),
+    'train': ('safe_mm_dpo.trainer', 'DPOConfig', 'train_safe_mm_dpo', 'Safe-MM-DPO (or a baseline preset: --method) from the SFT reference and the two judges'),
 }
 
 def _usage()->str:

@@ -259,16 +259,25 @@ def seed_everything(seed:int)->None:
     import torch
     random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
 
+_BIG = 64 * 2**20
+
+def _hash_file(h, f:Path):
+    "Whole contents of small files; size + first and last MiB of big ones (model weights), so keys stay cheap."
+    n = f.stat().st_size
+    if n <= _BIG: h.update(f.read_bytes()); return
+    h.update(str(n).encode())
+    with open(f, 'rb') as fh:
+        h.update(fh.read(2**20)); fh.seek(n - 2**20); h.update(fh.read(2**20))
+
 def fingerprint(*parts:Any)->str:
-    "A short stable hash of JSON-able parts and of files' contents (for `Path` parts): cache keys."
+    "A short stable hash of JSON-able parts and of files' or folders' contents (for `Path` parts): cache keys."
     h = hashlib.sha256()
     for p in parts:
-        if isinstance(p, Path) and p.is_file():
-            h.update(p.read_bytes())
+        if isinstance(p, Path) and p.is_file(): _hash_file(h, p)
         elif isinstance(p, Path) and p.is_dir():
             for f in sorted(p.rglob('*')):
-                if f.is_file() and not f.name.startswith('.'):
-                    h.update(str(f.relative_to(p)).encode()); h.update(f.read_bytes())
+                if f.is_file() and not any(x.startswith('.') for x in f.relative_to(p).parts):
+                    h.update(str(f.relative_to(p)).encode()); _hash_file(h, f)
         else: h.update(json.dumps(p, sort_keys=True, default=_json_default).encode())
         h.update(b'\0')
     return h.hexdigest()[:16]

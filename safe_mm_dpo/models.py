@@ -79,7 +79,7 @@ def bootstrap_tiny(texts:list[str], out_dir:str|Path, args:TinyArgs=TinyArgs(), 
     tok = train_tokenizer(texts, args.tiny_vocab_size)
     model = tiny_mistral(tok, args, seed)
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out, safe_serialization=True); tok.save_pretrained(out)
+    save_model(model, tok, out)
     return out
 
 # %% ../nbs/02_models.ipynb 9

@@ -282,6 +282,7 @@ class LoopResult:
     last_metrics: dict        # the metrics of the last step
     skipped_steps: int = 0    # steps skipped for a non-finite loss or gradient (`on_nonfinite: skip`)
     seconds: float = 0.0      # wall time of this call (not counting a resumed run's earlier part)
+    start_step: int = 0       # the step this call started from (> 0 when resumed)
 
 def train_loop(model, tokenizer, args:TrainArgs, n_examples:int,
                loss_fn:Callable[[list[int]], tuple[torch.Tensor, dict]], # micro-batch indices → (mean loss, metrics)
@@ -302,10 +303,10 @@ def train_loop(model, tokenizer, args:TrainArgs, n_examples:int,
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, total, warmup, args.lr_schedule, args.min_lr_ratio))
     model, optimizer = accelerator.prepare(model, optimizer)
-    step = 0
+    step = start_step = 0
     if resume_from is not None:
         st = load_checkpoint(resume_from, model, optimizer, scheduler, accelerator)
-        step = st['step']
+        step = start_step = st['step']
         if load_extra_state: load_extra_state(st.get('extra', {}))
         log.info(f'resumed from {resume_from} at step {step}')
     logger = MetricsLogger(out_dir, args.logging_dir, accelerator.is_main_process, resume_step=step)
@@ -364,4 +365,4 @@ def train_loop(model, tokenizer, args:TrainArgs, n_examples:int,
             save_checkpoint(out_dir, step, model, tokenizer, optimizer, scheduler, accelerator,
                             extra_state() if extra_state else {}, args.keep_checkpoints)
     bar.close(); logger.close()
-    return LoopResult(step, last, skipped, time.time() - t_start)
+    return LoopResult(step, last, skipped, time.time() - t_start, start_step)
