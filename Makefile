@@ -21,7 +21,7 @@ install:
 test: nbtest pytest
 
 nbtest:
-	source $(BIN)/activate && nbdev_test --n_workers 2
+	source $(BIN)/activate && OMP_NUM_THREADS=1 nbdev_test --n_workers 2
 
 pytest:
 	source $(BIN)/activate && pytest -q tests

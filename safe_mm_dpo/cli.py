@@ -64,3 +64,8 @@ def main(argv:list[str]|None=None)->int:
         if os.environ.get('SAFE_MM_DPO_DEBUG'): traceback.print_exc()
         print(f'error: {e}', file=sys.stderr); return 1
     return 0
+
+# %% ../nbs/08_cli.ipynb 6
+import builtins
+# `python -m safe_mm_dpo.cli ...` (e.g. under torchrun); not when this notebook itself runs in IPython
+if __name__ == '__main__' and not getattr(builtins, '__IPYTHON__', False): sys.exit(main())

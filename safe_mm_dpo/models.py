@@ -31,7 +31,7 @@ CHAT_TEMPLATE = (
     "{{ bos_token }}{% for m in messages %}"
     "{% if m['role'] == 'system' %}<|system|>\n{{ m['content'] }}\n"
     "{% elif m['role'] == 'user' %}<|user|>\n{{ m['content'] }}\n"
-    "{% elif m['role'] == 'assistant' %}<|assistant|>\n{{ m['content'] }}{{ eos_token }}\n{% endif %}"
+    "{% elif m['role'] == 'assistant' %}<|assistant|>\n{{ m['content'] }}{{ eos_token }}{% endif %}"
     "{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}")
 
 def train_tokenizer(texts:list[str],        # the corpus
@@ -284,9 +284,9 @@ def resolve_base_model(cfg, texts_for_tiny, out:Path)->Path|str:
     if not (boot/'config.json').exists(): bootstrap_tiny(texts_for_tiny(), boot, cfg, cfg.seed)
     return boot
 
-def sft_loss_fn(model, tokenizer, examples:list[Encoded], accelerator):
+def sft_loss_fn(tokenizer, examples:list[Encoded], accelerator):
     "The SFT loss: mean cross-entropy over the response tokens of a micro-batch."
-    def loss_fn(idx):
+    def loss_fn(model, idx):
         b = collate([examples[i] for i in idx], tokenizer.pad_token_id, accelerator.device)
         out = model(input_ids=b['input_ids'], attention_mask=b['attention_mask'])
         logits = out.logits[:, :-1].float(); labels = b['labels'][:, 1:]
@@ -297,7 +297,7 @@ def sft_loss_fn(model, tokenizer, examples:list[Encoded], accelerator):
 def train_sft(cfg:SFTConfig)->dict:
     "Train the SFT reference policy; save it to `output_dir` with `sft_metrics.json` (gold-judge report on SafetyWorld)."
     acc = make_accelerator(cfg)
-    out, ckpt = start_run(cfg, cfg.output_dir, acc.is_main_process)
+    out, ckpt = start_run(cfg, cfg.output_dir, acc)
     seed_everything(cfg.seed)
     records = load_split(cfg.data_dir, 'train')
     if cfg.max_train_examples: records = records[:cfg.max_train_examples]
@@ -307,7 +307,7 @@ def train_sft(cfg:SFTConfig)->dict:
     examples = [encode(tok, p, r, cfg.max_length, cfg.max_prompt_length) for p, r in sft_examples(records, cfg.channel)]
     n_trunc = sum(e.truncated for e in examples)
     if n_trunc: get_logger().info(f'SFT: {n_trunc} of {len(examples)} examples truncated to max_length={cfg.max_length}')
-    res = train_loop(model, tok, cfg, len(examples), sft_loss_fn(model, tok, examples, acc), acc, out, ckpt, desc='sft')
+    res = train_loop(model, tok, cfg, len(examples), sft_loss_fn(tok, examples, acc), acc, out, ckpt, desc='sft')
     model = acc.unwrap_model(model)
     metrics = {'steps': res.step, 'train_loss': res.last_metrics.get('loss'), 'examples': len(examples),
                'truncated_examples': n_trunc, 'skipped_steps': res.skipped_steps, 'seconds': res.seconds}

@@ -118,9 +118,9 @@ def _pairs(records:list[dict], task:str)->list[tuple[dict, int]]:
     key = 'better_response_id' if task == 'helpful' else 'safer_response_id'
     return [(r, r[key]) for r in records if r[key] is not None]
 
-def rm_loss_fn(model, tokenizer, pairs, encs:list[tuple[Encoded, Encoded]], task:str, sign_weight:float, accelerator):
+def rm_loss_fn(tokenizer, pairs, encs:list[tuple[Encoded, Encoded]], task:str, sign_weight:float, accelerator):
     "The judge's loss on a micro-batch: one forward over chosen + rejected."
-    def loss_fn(idx):
+    def loss_fn(model, idx):
         b = collate([encs[i][0] for i in idx] + [encs[i][1] for i in idx], tokenizer.pad_token_id, accelerator.device)
         s = model(input_ids=b['input_ids'], attention_mask=b['attention_mask']).logits.squeeze(-1).float()
         sc, sr = s[:len(idx)], s[len(idx):]
@@ -136,7 +136,7 @@ def train_reward_model(cfg:RMConfig)->dict:
     "Train a Helpful RM or a Harmless cost model; keep the best by validation accuracy; write `metrics.json`."
     log = get_logger()
     acc = make_accelerator(cfg)
-    out, ckpt = start_run(cfg, cfg.output_dir, acc.is_main_process)
+    out, ckpt = start_run(cfg, cfg.output_dir, acc)
     seed_everything(cfg.seed)
     data = {s: load_split(cfg.data_dir, s) for s in SPLITS}
     train = data['train'][:cfg.max_train_examples] if cfg.max_train_examples else data['train']
@@ -161,7 +161,7 @@ def train_reward_model(cfg:RMConfig)->dict:
         acc.wait_for_everyone()
         return {f'eval/{k}': v for k, v in m.items() if isinstance(v, float)}
 
-    res = train_loop(model, tok, cfg, len(pairs), rm_loss_fn(model, tok, pairs, encs, cfg.task, cfg.sign_weight, acc), acc, out, ckpt,
+    res = train_loop(model, tok, cfg, len(pairs), rm_loss_fn(tok, pairs, encs, cfg.task, cfg.sign_weight, acc), acc, out, ckpt,
                      on_epoch_end=on_epoch_end, extra_state=lambda: {'best': dict(best)}, desc=f'{cfg.task} judge')
     model = acc.unwrap_model(model)
     if acc.is_main_process:

@@ -188,7 +188,7 @@ def train_safe_mm_dpo(cfg:DPOConfig)->dict:
     "Run Safe-MM-DPO (or one of its special cases) and save the aligned policy; return the summary metrics."
     log = get_logger()
     acc = make_accelerator(cfg)
-    out, ckpt = start_run(cfg, cfg.output_dir, acc.is_main_process)
+    out, ckpt = start_run(cfg, cfg.output_dir, acc)
     seed_everything(cfg.seed)
     train = load_split(cfg.data_dir, 'train')
     if cfg.max_train_examples: train = train[:cfg.max_train_examples]
@@ -218,7 +218,7 @@ def train_safe_mm_dpo(cfg:DPOConfig)->dict:
         lp, mask = token_logps(logits, b['labels'])
         return lp, mask, int(b['attention_mask'].sum())
 
-    def loss_fn(idx):
+    def loss_fn(model, idx):                                                   # `model`: the loop's (DDP-wrapped) policy
         B = len(idx)
         lp, mask, n_tok = forward_logps(model, idx)                            # one forward: y_0 and y_1 of B records
         pol = torch.stack([lp[:B].sum(-1), lp[B:].sum(-1)], 1)                 # (B,2)
@@ -285,6 +285,8 @@ def train_safe_mm_dpo(cfg:DPOConfig)->dict:
                'peak_memory_mb': _peak_memory_mb(acc.device), 'processes': acc.num_processes, 'truncated_records': n_trunc,
                'skipped_steps': res.skipped_steps,
                'precompute': {'seconds': pre.seconds, 'cache_hit': pre.cache_hit, 'records': len(train)}}
+    if acc.num_processes > 1:        # every rank's λ, so that "all ranks hold the same λ" can be checked
+        write_json(out/f'lambda_rank{acc.process_index}.json', {'lambda': lm.state_dict(), 'step': res.step})
     if acc.is_main_process:
         save_model(model, tok, out, acc)
         write_json(out/'train_metrics.json', summary)

@@ -256,12 +256,13 @@ def load_checkpoint(ckpt:Path, model, optimizer, scheduler, accelerator)->dict:
 # %% ../nbs/01b_training.ipynb 22
 _RUNTIME_KEYS = {'resume', 'overwrite', 'progress', 'logging_dir', 'log_every', 'save_every', 'keep_checkpoints', 'num_threads'}
 
-def start_run(cfg, out_dir:str|Path, is_main:bool=True)->tuple[Path, Path|None]:
-    "Prepare `out_dir` for a run of `cfg`: (folder, checkpoint to resume from or None)."
+def start_run(cfg, out_dir:str|Path, accelerator=None)->tuple[Path, Path|None]:
+    "Prepare `out_dir` for a run of `cfg` (main process; others wait): (folder, checkpoint to resume from or None)."
     out = Path(out_dir)
-    ckpt = latest_checkpoint(out) if getattr(cfg, 'resume', False) and out.exists() else None
-    if is_main:
-        if ckpt is None and getattr(cfg, 'resume', False) and out.exists() and any(out.iterdir()) and not cfg.overwrite:
+    resume = getattr(cfg, 'resume', False)
+    if accelerator is None or accelerator.is_main_process:
+        ckpt = latest_checkpoint(out) if resume and out.exists() else None
+        if ckpt is None and resume and out.exists() and any(out.iterdir()) and not cfg.overwrite:
             raise UserError(f'--resume: no complete checkpoint in {out}/checkpoints; pass --overwrite to start again')
         prepare_output_dir(out, overwrite=cfg.overwrite and ckpt is None, resume=ckpt is not None)
         for tmp in (out/'checkpoints').glob('.tmp-*') if (out/'checkpoints').exists() else []: shutil.rmtree(tmp)
@@ -273,7 +274,8 @@ def start_run(cfg, out_dir:str|Path, is_main:bool=True)->tuple[Path, Path|None]:
             if diff: raise UserError(f'--resume with a different config than the checkpoint was made with (keys: {", ".join(diff)}); '
                                      'use the same config or a new output_dir')
         save_config(cfg, out/'config.yaml')
-    return out, ckpt
+    if accelerator is not None: accelerator.wait_for_everyone()
+    return out, (latest_checkpoint(out) if resume else None)
 
 # %% ../nbs/01b_training.ipynb 24
 @dataclass
@@ -285,7 +287,7 @@ class LoopResult:
     start_step: int = 0       # the step this call started from (> 0 when resumed)
 
 def train_loop(model, tokenizer, args:TrainArgs, n_examples:int,
-               loss_fn:Callable[[list[int]], tuple[torch.Tensor, dict]], # micro-batch indices → (mean loss, metrics)
+               loss_fn:Callable[[Any, list[int]], tuple[torch.Tensor, dict]], # (wrapped model, micro-batch indices) → (mean loss, metrics)
                accelerator, out_dir:Path, resume_from:Path|None=None,
                on_step_end:Callable[[int, dict], dict]|None=None,      # (step, reduced metrics) → more metrics (λ update)
                on_epoch_end:Callable[[int], dict]|None=None,          # epoch → metrics (evaluation, epoch models)
@@ -321,7 +323,7 @@ def train_loop(model, tokenizer, args:TrainArgs, n_examples:int,
         for a, mine in enumerate(micro):
             sync = accelerator.no_sync(model) if a < len(micro) - 1 and world > 1 else nullcontext()
             with sync, accelerator.autocast():
-                loss, metrics = loss_fn(mine)
+                loss, metrics = loss_fn(model, mine)          # `model` is the DDP-wrapped one: gradients sync
                 accelerator.backward(loss / len(micro))
             tokens += int(metrics.pop('tokens', 0))
             for k, v in {'loss': loss.detach(), **metrics}.items():

@@ -1,0 +1,194 @@
+"Safe-MM-DPO trainer: TRL cross-check, method presets, LoRA reference, estimators, 2 processes, kill and resume."
+import json, math, os, shutil, signal, socket, subprocess, sys, time
+from pathlib import Path
+
+import pytest
+import torch
+
+from safe_mm_dpo.cli import main
+from safe_mm_dpo.core import load_config, read_json
+from safe_mm_dpo.loss import dpo_loss
+from safe_mm_dpo.models import collate, encode, load_model, load_tokenizer
+from safe_mm_dpo.trainer import DPOConfig, read_metrics, sequence_logps, token_logps, train_safe_mm_dpo
+
+EXE = str(Path(sys.executable).with_name('safe-mm-dpo'))
+
+
+def common(stack, out, **kw):
+    d = dict(data_dir=str(stack / 'data'), model_name_or_path=str(stack / 'sft'), helpful_rm=str(stack / 'helpful_rm'),
+             harmless_cm=str(stack / 'harmless_cm'), output_dir=str(out), batch_size=8, lr=5e-4, log_every=1, progress=False,
+             cache_dir=str(out.parent / f'{out.name}-cache'))
+    d.update(kw)
+    return d
+
+
+def cli_args(d: dict) -> list[str]:
+    return [x for k, v in d.items() for x in (f'--{k}', str(v))]
+
+
+def weights(path):
+    from safetensors.torch import load_file
+    return load_file(str(Path(path) / 'model.safetensors'))
+
+
+# ------------------------------------------------------------------------------------------- TRL cross-check
+
+def test_dpo_loss_matches_trl(tiny_stack):
+    "Our DPO loss equals TRL's sigmoid DPO loss on the same log-probs, and our log-probs equal TRL's."
+    trl = pytest.importorskip('trl')
+    import datasets
+    from safe_mm_dpo.data import load_split
+    sft = tiny_stack / 'sft'
+    tok, model = load_tokenizer(sft), load_model(sft)
+    recs = load_split(tiny_stack / 'data', 'train')[:8]
+    ds = datasets.Dataset.from_list([{'prompt': [{'role': 'user', 'content': r['prompt']}],
+                                      'chosen': [{'role': 'assistant', 'content': r['response_0']}],
+                                      'rejected': [{'role': 'assistant', 'content': r['response_1']}]} for r in recs])
+    # bf16=False: TRL turns bf16 autocast on by default, even on CPU; the comparison is in float32
+    args = trl.DPOConfig(output_dir=str(tiny_stack / 'trl'), beta=0.1, loss_type=['sigmoid'], precompute_ref_log_probs=True,
+                         report_to=[], per_device_train_batch_size=4, use_cpu=True, bf16=False, max_length=128)
+    tr = trl.DPOTrainer(model=model, args=args, train_dataset=ds, processing_class=tok)
+    # 1. TRL's tokenisation of prompt + completion = ours, and its precomputed reference log-probs = ours
+    for row, r in zip(tr.train_dataset, recs):
+        e = encode(tok, r['prompt'], r['response_0'])
+        assert row['prompt_ids'] + row['chosen_ids'] == e.input_ids and len(row['prompt_ids']) == e.n_prompt
+    ours_c = sequence_logps(model, tok, [encode(tok, r['prompt'], r['response_0']) for r in recs])
+    ours_r = sequence_logps(model, tok, [encode(tok, r['prompt'], r['response_1']) for r in recs])
+    assert torch.allclose(torch.tensor(tr.train_dataset['ref_chosen_logps']), ours_c, atol=1e-4)
+    assert torch.allclose(torch.tensor(tr.train_dataset['ref_rejected_logps']), ours_r, atol=1e-4)
+    # 2. the loss on the same batch with made-up reference log-probs
+    B = 4
+    b = collate([encode(tok, r['prompt'], r['response_0']) for r in recs[:B]] + [encode(tok, r['prompt'], r['response_1']) for r in recs[:B]],
+                tok.pad_token_id)
+    ref_c, ref_r = torch.tensor([-40., -35., -50., -20.]), torch.tensor([-45., -30., -52., -25.])
+    inputs = {'input_ids': b['input_ids'], 'attention_mask': b['attention_mask'], 'completion_mask': (b['labels'] != -100).long(),
+              'ref_chosen_logps': ref_c, 'ref_rejected_logps': ref_r}
+    model.eval()
+    with torch.no_grad():
+        trl_loss = tr._compute_loss(tr.model, inputs, return_outputs=False)
+        lp, _ = token_logps(model(input_ids=b['input_ids'], attention_mask=b['attention_mask']).logits, b['labels'])
+        pol = lp.sum(-1)
+        ours = dpo_loss(pol[:B], pol[B:], ref_c, ref_r, 0.1)[0].mean()
+    assert torch.allclose(trl_loss, ours, atol=1e-5), (trl_loss, ours)
+
+
+# ------------------------------------------------------------------------------------------- presets and options
+
+@pytest.mark.parametrize('method', ['safe_mm_dpo', 'mm_dpo', 'dpo_helpful', 'dpo_harmless', 'fixed_lambda'])
+def test_presets_train_and_save(tiny_stack, tmp_path, method):
+    out = tmp_path / method
+    s = train_safe_mm_dpo(load_config(DPOConfig, **common(tiny_stack, out, method=method, max_steps=6)))
+    assert s['steps'] == 6
+    rows = [r for r in read_metrics(out) if 'train/loss' in r]
+    lams = {r['train/lambda'] for r in rows}
+    if method in ('mm_dpo', 'dpo_helpful'): assert lams == {0.0}
+    if method == 'dpo_harmless': assert lams == {-1.0} and math.isinf(s['lambda'])   # -1 is how λ = ∞ is logged
+    if method == 'fixed_lambda': assert lams == {1.0}
+    if method == 'safe_mm_dpo': assert len(lams) > 1
+    if method in ('dpo_helpful', 'dpo_harmless'): assert all(r['train/beta_H'] == pytest.approx(0.1) for r in rows)   # w = 0: constant β
+    from transformers import AutoModelForCausalLM
+    AutoModelForCausalLM.from_pretrained(out)                              # plain transformers
+    before, after = weights(tiny_stack / 'sft'), weights(out)
+    assert any(not torch.equal(before[k], after[k]) for k in before)        # parameters changed
+    assert (out / 'config.yaml').exists() and (out / 'train_metrics.json').exists()
+
+
+def test_lora_reference_is_the_base_with_adapters_off(tiny_stack, tmp_path):
+    out = tmp_path / 'lora'
+    s = train_safe_mm_dpo(load_config(DPOConfig, **common(tiny_stack, out, lora_r=4, lora_alpha=8, max_steps=4, lr=5e-3)))
+    assert s['steps'] == 4
+    assert (out / 'adapter_config.json').exists() and not (out / 'model.safetensors').exists()
+    first = [r for r in read_metrics(out) if 'train/loss' in r][0]
+    assert first['train/loss'] == pytest.approx(math.log(2), abs=1e-4)      # LoRA B = 0 at start: policy = reference
+    from peft import AutoPeftModelForCausalLM
+    m = AutoPeftModelForCausalLM.from_pretrained(out)                       # plain peft
+    assert any('lora_B' in n and p.abs().sum() > 0 for n, p in m.named_parameters())
+
+
+def test_generate_estimator_and_kl(tiny_stack, tmp_path):
+    out = tmp_path / 'gen'
+    s = train_safe_mm_dpo(load_config(DPOConfig, **common(tiny_stack, out, max_steps=4, jc_estimator='generate', jc_prompts=4,
+                                                          jc_max_new_tokens=6, lambda_update_every=2, lambda_window=1, lambda_lr=0.5,
+                                                          kl_coef=0.1)))
+    rows = [r for r in read_metrics(out) if 'train/loss' in r]
+    gen = [r['train/J_C_generated'] for r in rows if 'train/J_C_generated' in r]
+    assert len(gen) == 2 and all(math.isfinite(g) for g in gen)             # estimated at steps 2 and 4
+    assert all(r['train/KL'] >= 0 for r in rows) and rows[-1]['train/KL'] > 0
+    assert s['lambda'] == pytest.approx(max(0.0, min(10.0, 1.0 + 0.5 * (gen[0] - s['threshold']) + 0.5 * (gen[1] - s['threshold']))), abs=1e-6) \
+        or s['lambda'] in (0.0, 10.0)
+
+
+def test_second_run_reuses_the_precompute(tiny_stack, tmp_path):
+    c = common(tiny_stack, tmp_path / 'a', max_steps=2)
+    a = train_safe_mm_dpo(load_config(DPOConfig, **c))
+    b = train_safe_mm_dpo(load_config(DPOConfig, **{**c, 'output_dir': str(tmp_path / 'b'), 'method': 'dpo_helpful'}))
+    assert a['precompute']['cache_hit'] is False and b['precompute']['cache_hit'] is True
+    c2 = {**c, 'output_dir': str(tmp_path / 'c'), 'max_length': 112}      # another tokenisation limit: another key
+    assert train_safe_mm_dpo(load_config(DPOConfig, **c2))['precompute']['cache_hit'] is False
+
+
+# ------------------------------------------------------------------------------------------- 2 processes
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+
+def test_two_processes_same_lambda_and_same_result(tiny_stack, tmp_path):
+    torchrun = Path(sys.executable).with_name('torchrun')
+    c = common(tiny_stack, tmp_path / 'one', max_steps=6, device='cpu', num_threads=1, lambda_lr=0.5, save_epoch_models=False)
+    c['cache_dir'] = str(tmp_path / 'cache')
+    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
+    r1 = subprocess.run([EXE, 'train'] + cli_args(c), capture_output=True, text=True, env=env)
+    assert r1.returncode == 0, r1.stderr[-3000:]
+    c2 = {**c, 'output_dir': str(tmp_path / 'two')}
+    r2 = subprocess.run([str(torchrun), '--nproc_per_node', '2', '--master_port', str(_free_port()), EXE, 'train'] + cli_args(c2),
+                        capture_output=True, text=True, env=env)
+    assert r2.returncode == 0, r2.stderr[-3000:]
+    two = tmp_path / 'two'
+    l0, l1 = read_json(two / 'lambda_rank0.json'), read_json(two / 'lambda_rank1.json')
+    assert l0 == l1                                                          # every rank holds the same λ (and window)
+    s1, s2 = read_json(tmp_path / 'one' / 'train_metrics.json'), read_json(two / 'train_metrics.json')
+    assert s2['processes'] == 2 and s1['processes'] == 1
+    assert s2['lambda'] == pytest.approx(s1['lambda'], abs=1e-5)            # and the same λ as one process
+    w1, w2 = weights(tmp_path / 'one'), weights(two)
+    for k in w1: assert torch.allclose(w1[k], w2[k], atol=1e-5), k         # the same weights, up to float summation order
+    m1 = [r['train/loss'] for r in read_metrics(tmp_path / 'one') if 'train/loss' in r]
+    m2 = [r['train/loss'] for r in read_metrics(two) if 'train/loss' in r]
+    assert m1 == pytest.approx(m2, abs=1e-5)
+
+
+# ------------------------------------------------------------------------------------------- kill and resume
+
+def test_sigkill_and_resume_is_bitwise_identical(tiny_stack, tmp_path):
+    c = common(tiny_stack, tmp_path / 'full', max_steps=12, save_every=3, num_threads=1, lambda_lr=0.5)
+    c['cache_dir'] = str(tmp_path / 'cache')
+    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
+    assert subprocess.run([EXE, 'train'] + cli_args(c), capture_output=True, env=env).returncode == 0
+    k = {**c, 'output_dir': str(tmp_path / 'killed')}
+    p = subprocess.Popen([EXE, 'train'] + cli_args(k), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    ck = tmp_path / 'killed' / 'checkpoints' / 'step_000006'
+    t0 = time.time()
+    while not ck.exists() and p.poll() is None and time.time() - t0 < 300: time.sleep(0.05)
+    os.kill(p.pid, signal.SIGKILL); p.wait()
+    assert ck.exists() and not (tmp_path / 'killed' / 'train_metrics.json').exists()   # killed mid-run
+    r = subprocess.run([EXE, 'train', '--resume'] + cli_args(k), capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    a, b = weights(tmp_path / 'full'), weights(tmp_path / 'killed')
+    for key in a: assert torch.equal(a[key], b[key]), key                  # bit-identical weights
+    sa, sb = read_json(tmp_path / 'full' / 'train_metrics.json'), read_json(tmp_path / 'killed' / 'train_metrics.json')
+    assert sa['lambda'] == sb['lambda'] and sa['J_C_hat'] == sb['J_C_hat']
+    ta = torch.load(tmp_path / 'full' / 'checkpoints' / 'step_000012' / 'trainer_state.pt', weights_only=True)
+    tb = torch.load(tmp_path / 'killed' / 'checkpoints' / 'step_000012' / 'trainer_state.pt', weights_only=True)
+    for sa_, sb_ in zip(ta['optimizer']['state'].values(), tb['optimizer']['state'].values()):
+        for name in ('exp_avg', 'exp_avg_sq'): assert torch.equal(sa_[name], sb_[name])  # optimizer state too
+    steps = [r['step'] for r in read_metrics(tmp_path / 'killed') if 'train/loss' in r]
+    assert steps == list(range(1, 13))                                       # no duplicated or missing log rows
+
+
+def test_resume_refuses_a_different_config(tiny_stack, tmp_path, capsys):
+    c = common(tiny_stack, tmp_path / 'r', max_steps=2, save_every=1)
+    assert main(['train'] + cli_args(c)) == 0
+    assert main(['train', '--resume'] + cli_args({**c, 'beta': 0.2})) == 1
+    err = capsys.readouterr().err
+    assert 'different config than the checkpoint' in err and 'beta' in err
