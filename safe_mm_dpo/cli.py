@@ -4,13 +4,14 @@
 
 # %% ../nbs/08_cli.ipynb 1
 from __future__ import annotations
-import importlib, os, sys, traceback
+import importlib, json, math, os, sys, time, traceback
 from pathlib import Path
 
 from .core import ConfigError, UserError, config_from_cli, config_help
 
 # %% auto 0
-__all__ = ['COMMANDS', 'USER_ERRORS', 'main']
+__all__ = ['COMMANDS', 'USER_ERRORS', 'STAGES', 'GROUPS', 'main', 'PipelineConfig', 'parse_variant', 'stage_configs',
+           'run_pipeline', 'write_report', 'estimate_memory', 'plan']
 
 # %% ../nbs/08_cli.ipynb 5
 COMMANDS = {
@@ -19,16 +20,24 @@ COMMANDS = {
     'train-sft': ('safe_mm_dpo.models', 'SFTConfig', 'train_sft', 'supervised fine-tuning of the reference policy (bootstraps the tiny model)'),
     'train-rm': ('safe_mm_dpo.reward', 'RMConfig', 'train_reward_model', 'train the Helpful reward model or the Harmless cost model (--task)'),
     'train': ('safe_mm_dpo.trainer', 'DPOConfig', 'train_safe_mm_dpo', 'Safe-MM-DPO (or a baseline preset: --method) from the SFT reference and the two judges'),
+    'eval': ('safe_mm_dpo.eval', 'EvalConfig', 'evaluate', 'answer held-out prompts, judge (gold | rm | llm), compare with the reference'),
+    'pipeline': ('safe_mm_dpo.cli', 'PipelineConfig', 'run_pipeline', 'everything, end to end (default: SafetyWorld + tiny model, CPU, offline) → report'),
+    'distill': {
+        'generate': ('safe_mm_dpo.distill', 'DistillGenerateConfig', 'distill_generate', "the teacher's answers (best-of-n optional), resumable"),
+        'train': ('safe_mm_dpo.distill', 'DistillTrainConfig', 'distill_train', "SFT of a smaller student on the teacher's answers"),
+    },
 }
 
 def _usage()->str:
     lines = ['usage: safe-mm-dpo <command> [--config FILE.yaml] [--key value ...]', '', 'commands:']
-    lines += [f'  {c:<16} {d}' for c, (_, _, _, d) in COMMANDS.items()]
+    for c, v in COMMANDS.items():
+        if isinstance(v, dict): lines += [f'  {c + " " + s:<16} {d}' for s, (_, _, _, d) in v.items()]
+        elif ' ' not in c: lines.append(f'  {c:<16} {v[3]}')
     lines += ['', "`safe-mm-dpo <command> --help` lists the command's keys."]
     return '\n'.join(lines)
 
-def _resolve(cmd:str):
-    mod, cls, fn, _ = COMMANDS[cmd]
+def _resolve(spec:tuple):
+    mod, cls, fn, _ = spec
     m = importlib.import_module(mod)
     return getattr(m, cls), getattr(m, fn)
 
@@ -41,16 +50,16 @@ def main(argv:list[str]|None=None)->int:
     if not argv or argv[0] in ('-h', '--help', 'help'):
         print(_usage()); return 0
     cmd, rest = argv[0], argv[1:]
-    if cmd in COMMANDS and isinstance(COMMANDS[cmd], dict):      # two-word commands: `distill generate`
-        if not rest or rest[0] not in COMMANDS[cmd]:
-            print(f"error: '{cmd}' needs one of: {', '.join(COMMANDS[cmd])}", file=sys.stderr); return 2
-        sub = COMMANDS[cmd]; cmd, rest = f'{cmd} {rest[0]}', rest[1:]
-        COMMANDS.setdefault(cmd, sub[cmd.split()[1]])
-    if cmd not in COMMANDS:
+    spec = COMMANDS.get(cmd)
+    if isinstance(spec, dict):                                    # two-word commands: `distill generate`
+        if not rest or rest[0] not in spec:
+            print(f"error: '{cmd}' needs one of: {', '.join(spec)}", file=sys.stderr); return 2
+        spec, cmd, rest = spec[rest[0]], f'{cmd} {rest[0]}', rest[1:]
+    if spec is None:
         print(f"error: unknown command '{cmd}'\n\n{_usage()}", file=sys.stderr); return 2
-    cls, fn = _resolve(cmd)
+    cls, fn = _resolve(spec)
     if '-h' in rest or '--help' in rest:
-        print(f'usage: safe-mm-dpo {cmd} [--config FILE.yaml] [--key value ...]\n\n{COMMANDS[cmd][3]}\n\nkeys:\n{config_help(cls)}')
+        print(f'usage: safe-mm-dpo {cmd} [--config FILE.yaml] [--key value ...]\n\n{spec[3]}\n\nkeys:\n{config_help(cls)}')
         return 0
     try:
         cfg = config_from_cli(cls, rest)
@@ -69,3 +78,366 @@ def main(argv:list[str]|None=None)->int:
 import builtins
 # `python -m safe_mm_dpo.cli ...` (e.g. under torchrun); not when this notebook itself runs in IPython
 if __name__ == '__main__' and not getattr(builtins, '__IPYTHON__', False): sys.exit(main())
+
+# %% ../nbs/08_cli.ipynb 10
+from dataclasses import dataclass, asdict
+from typing import Literal, Optional
+from .core import cfg_field, fingerprint, load_config, read_json, write_json, save_config, get_logger, atomic_write_text
+from .models import TinyArgs
+
+STAGES = ('data', 'sft', 'judges', 'align', 'eval', 'distill', 'report')
+
+@dataclass
+class PipelineConfig(TinyArgs):
+    "Options of `safe-mm-dpo pipeline` (every stage's keys, prefixed by stage)."
+    output_dir: str = cfg_field('outputs/pipeline', 'where every stage writes')
+    overwrite: bool = cfg_field(False, 'replace stages made with different inputs')
+    dry_run: bool = cfg_field(False, 'print the plan and the memory estimate, run nothing')
+    stages: list[str] = cfg_field(list(STAGES), 'stages to run (each needs the outputs of the ones before)')
+    seed: int = cfg_field(0, 'seed of every stage')
+    # data
+    input: str = cfg_field('safetyworld', "'safetyworld', a file, a dataset folder or a Hub name")
+    split: str = cfg_field('train', 'split to read from a dataset folder / Hub dataset')
+    hub_config: Optional[str] = cfg_field(None, 'Hub dataset configuration')
+    safetyworld_size: int = cfg_field(3000, 'SafetyWorld records')
+    label_noise: float = cfg_field(0.15, 'SafetyWorld label noise')
+    train_ratio: float = cfg_field(0.7, 'share of prompts in train')
+    val_ratio: float = cfg_field(0.1, 'share of prompts in val')
+    test_ratio: float = cfg_field(0.2, 'share of prompts in test (the evaluation prompts)')
+    max_records: Optional[int] = cfg_field(None, 'keep the first N records')
+    skip_invalid: bool = cfg_field(False, 'skip and count bad input rows')
+    # models and hardware (shared)
+    model_name_or_path: str = cfg_field('tiny', "base model of the SFT stage ('tiny' bootstraps the embedded one)")
+    dtype: Literal['auto', 'float32', 'bfloat16', 'float16'] = cfg_field('float32', 'weights dtype')
+    trust_remote_code: bool = cfg_field(False, 'allow model code from the Hub')
+    lora_r: int = cfg_field(0, 'LoRA rank for every trained model (0: full fine-tuning)')
+    lora_alpha: int = cfg_field(16, 'LoRA alpha')
+    lora_target_modules: list[str] = cfg_field(['q_proj', 'k_proj', 'v_proj', 'o_proj'], 'LoRA targets')
+    load_in_4bit: bool = cfg_field(False, 'QLoRA (CUDA)')
+    load_in_8bit: bool = cfg_field(False, '8-bit base weights (CUDA)')
+    gradient_checkpointing: bool = cfg_field(False, 'trade compute for memory')
+    mixed_precision: Literal['no', 'bf16', 'fp16'] = cfg_field('no', 'autocast precision (GPU)')
+    device: Literal['auto', 'cpu', 'cuda'] = cfg_field('auto', 'device')
+    num_threads: Optional[int] = cfg_field(None, 'torch CPU threads')
+    max_length: int = cfg_field(128, 'tokens per sequence')
+    max_prompt_length: int = cfg_field(96, 'prompt tokens kept')
+    grad_accum: int = cfg_field(1, 'micro-batches per step (all trainers)')
+    progress: bool = cfg_field(True, 'progress bars')
+    # SFT
+    sft_epochs: int = cfg_field(6, 'SFT epochs'); sft_lr: float = cfg_field(2e-3, 'SFT learning rate')
+    sft_batch_size: int = cfg_field(32, 'SFT global batch'); sft_channel: Literal['helpful', 'harmless', 'both'] = cfg_field('helpful', 'SFT targets')
+    # judges
+    rm_epochs: int = cfg_field(2, 'judge epochs'); rm_lr: float = cfg_field(5e-4, 'judge learning rate'); rm_batch_size: int = cfg_field(32, 'judge global batch')
+    rm_model_name_or_path: Optional[str] = cfg_field(None, 'judge backbone (default: the SFT model)')
+    # alignment
+    method: str = cfg_field('safe_mm_dpo', 'method of models/aligned')
+    dpo_epochs: int = cfg_field(2, 'alignment epochs'); dpo_lr: float = cfg_field(2e-4, 'alignment learning rate')
+    dpo_batch_size: int = cfg_field(32, 'alignment global batch')
+    beta: float = cfg_field(0.1, 'β_ori'); w: Optional[float] = cfg_field(None, 'MM-DPO w (None: preset)'); k: float = cfg_field(0.5, 'MM-DPO k')
+    beta_min: Optional[float] = cfg_field(None, 'lower clamp of β')
+    margin_norm: Literal['none', 'std'] = cfg_field('none', 'margin normalisation')
+    threshold: float = cfg_field(0.0, 'cost threshold d (cost units)')
+    threshold_relative: Optional[float] = cfg_field(0.3, 'd inside the data J_C range (None: use threshold)')
+    lambda_init: Optional[float] = cfg_field(None, 'initial λ (None: preset)'); lambda_lr: Optional[float] = cfg_field(None, 'η_λ (None: preset)')
+    lambda_window: int = cfg_field(4, 'J_C window'); lambda_max: float = cfg_field(10.0, 'λ_max')
+    kl_coef: float = cfg_field(0.0, 'k3 KL weight'); jc_estimator: Literal['implicit', 'generate'] = cfg_field('implicit', 'J_C estimator')
+    compare: list[str] = cfg_field([], "comparison variants 'name:method[:key=value;key=value]'")
+    # evaluation
+    judge: list[str] = cfg_field(['gold', 'rm'], 'judges (gold, rm, llm)')
+    eval_max_new_tokens: int = cfg_field(48, 'tokens per evaluated answer')
+    llm_base_url: Optional[str] = cfg_field(None, 'LLM judge endpoint (judge llm)'); llm_model: str = cfg_field('gpt-4o-mini', 'LLM judge model')
+    # distillation
+    distill_best_of_n: int = cfg_field(1, 'teacher candidates per answer (> 1: judges pick)')
+    distill_num_samples: int = cfg_field(1, 'teacher answers per prompt')
+    distill_epochs: int = cfg_field(8, 'student epochs'); distill_lr: float = cfg_field(2e-3, 'student learning rate')
+    student_model_name_or_path: str = cfg_field('tiny', "student ('tiny': a smaller tiny Mistral)")
+    student_hidden_size: int = cfg_field(128, 'tiny student hidden size'); student_layers: int = cfg_field(2, 'tiny student layers')
+    student_intermediate_size: int = cfg_field(352, 'tiny student MLP size')
+
+    def __post_init__(self):
+        bad = [s for s in self.stages if s not in STAGES]
+        if bad: raise ConfigError(f"config key 'stages': unknown stage(s) {bad}; stages are {list(STAGES)}")
+        for v in self.compare: parse_variant(v)
+
+def parse_variant(spec:str)->tuple[str, str, dict]:
+    "'name:method[:k=v;k=v]' → (name, method, raw overrides)."
+    parts = spec.split(':', 2)
+    if len(parts) < 2 or not parts[0] or not parts[1]:
+        raise ConfigError(f"config key 'compare': variant {spec!r} must be 'name:method' or 'name:method:key=value;key=value'")
+    kv = {}
+    for item in (parts[2].split(';') if len(parts) > 2 and parts[2] else []):
+        k, eq, v = item.partition('=')
+        if not eq: raise ConfigError(f"config key 'compare': {item!r} in variant {spec!r} is not key=value")
+        kv[k.strip()] = v.strip()
+    return parts[0], parts[1], kv
+
+# %% ../nbs/08_cli.ipynb 12
+def _model_args(p:PipelineConfig)->dict:
+    return dict(dtype=p.dtype, trust_remote_code=p.trust_remote_code, lora_r=p.lora_r, lora_alpha=p.lora_alpha,
+                lora_target_modules=p.lora_target_modules, load_in_4bit=p.load_in_4bit, load_in_8bit=p.load_in_8bit,
+                gradient_checkpointing=p.gradient_checkpointing)
+
+def _train_args(p:PipelineConfig, out:Path)->dict:
+    return dict(data_dir=str(out/'data'), seed=p.seed, mixed_precision=p.mixed_precision, device=p.device, num_threads=p.num_threads,
+                max_length=p.max_length, max_prompt_length=p.max_prompt_length, grad_accum=p.grad_accum, progress=p.progress,
+                resume=True, overwrite=True)
+
+def stage_configs(p:PipelineConfig)->dict:
+    "name → (config class, kwargs, upstream stage names) for every stage the pipeline can run."
+    from safe_mm_dpo.data import PrepareDataConfig
+    from safe_mm_dpo.models import SFTConfig
+    from safe_mm_dpo.reward import RMConfig
+    from safe_mm_dpo.trainer import DPOConfig
+    from safe_mm_dpo.eval import EvalConfig
+    from safe_mm_dpo.distill import DistillGenerateConfig, DistillTrainConfig
+    out = Path(p.output_dir); M = out/'models'
+    tiny = {k: getattr(p, k) for k in TinyArgs.__dataclass_fields__}
+    st = {'data': (PrepareDataConfig, dict(input=p.input, output_dir=str(out/'data'), train_ratio=p.train_ratio, val_ratio=p.val_ratio,
+                                          test_ratio=p.test_ratio, seed=p.seed, overwrite=True, skip_invalid=p.skip_invalid, split=p.split,
+                                          hub_config=p.hub_config, max_records=p.max_records, safetyworld_size=p.safetyworld_size,
+                                          label_noise=p.label_noise), [])}
+    st['sft'] = (SFTConfig, dict(**_model_args(p), **_train_args(p, out), **tiny, model_name_or_path=p.model_name_or_path,
+                                 output_dir=str(M/'sft'), epochs=p.sft_epochs, lr=p.sft_lr, batch_size=p.sft_batch_size,
+                                 channel=p.sft_channel, eval_max_new_tokens=p.eval_max_new_tokens), ['data'])
+    for task, name in (('helpful', 'helpful_rm'), ('harmless', 'harmless_cm')):
+        st[name] = (RMConfig, dict(**_model_args(p), **_train_args(p, out), task=task, output_dir=str(M/name),
+                                   model_name_or_path=p.rm_model_name_or_path or str(M/'sft'), epochs=p.rm_epochs, lr=p.rm_lr,
+                                   batch_size=p.rm_batch_size), ['data', 'sft'])
+    dpo = dict(**_model_args(p), **_train_args(p, out), model_name_or_path=str(M/'sft'), helpful_rm=str(M/'helpful_rm'),
+               harmless_cm=str(M/'harmless_cm'), epochs=p.dpo_epochs, lr=p.dpo_lr, batch_size=p.dpo_batch_size, beta=p.beta, w=p.w,
+               k=p.k, beta_min=p.beta_min, margin_norm=p.margin_norm, threshold=p.threshold, threshold_relative=p.threshold_relative,
+               lambda_init=p.lambda_init, lambda_lr=p.lambda_lr, lambda_window=p.lambda_window, lambda_max=p.lambda_max,
+               kl_coef=p.kl_coef, jc_estimator=p.jc_estimator, cache_dir=str(out/'cache'))
+    up = ['data', 'sft', 'helpful_rm', 'harmless_cm']
+    st['aligned'] = (DPOConfig, dict(dpo, method=p.method, output_dir=str(M/'aligned')), up)
+    for spec in p.compare:
+        name, method, kv = parse_variant(spec)
+        preset_keys = {'w', 'lambda_init', 'lambda_lr'}          # a variant's method preset decides these unless it sets them
+        st[f'compare/{name}'] = (DPOConfig, dict({k: v for k, v in dpo.items() if k not in preset_keys}, method=method,
+                                                 output_dir=str(M/'compare'/name), _overrides=kv), up)
+    ev = dict(judge=p.judge, data_dir=str(out/'data'), split='test', helpful_rm=str(M/'helpful_rm'), harmless_cm=str(M/'harmless_cm'),
+              max_new_tokens=p.eval_max_new_tokens, max_length=p.max_length, max_prompt_length=p.max_prompt_length, seed=p.seed,
+              llm_base_url=p.llm_base_url, llm_model=p.llm_model, overwrite=True, progress=p.progress, reference=None)
+    judges_up = ['data', 'helpful_rm', 'harmless_cm']
+    st['eval/sft'] = (EvalConfig, dict(ev, model=str(M/'sft'), output_dir=str(out/'eval'/'sft')), judges_up + ['sft'])
+    policies = ['aligned'] + [f'compare/{parse_variant(v)[0]}' for v in p.compare]
+    for pol in policies:
+        st[f'eval/{pol.split("/")[-1]}'] = (EvalConfig, dict(ev, model=str(M/pol), reference=str(M/'sft'), output_dir=str(out/'eval'/pol.split('/')[-1])),
+                                             judges_up + ['sft', pol, 'eval/sft'])
+    st['distill/generate'] = (DistillGenerateConfig, dict(model_path=str(M/'aligned'), input_prompts=str(out/'data'/'train'/'records.jsonl'),
+                              output_path=str(out/'distill'/'aligned_responses.jsonl'), num_samples=p.distill_num_samples,
+                              best_of_n=p.distill_best_of_n, helpful_rm=str(M/'helpful_rm'), harmless_cm=str(M/'harmless_cm'),
+                              max_new_tokens=p.eval_max_new_tokens, max_length=p.max_length, max_prompt_length=p.max_prompt_length,
+                              seed=p.seed, progress=p.progress), ['data', 'aligned', 'helpful_rm', 'harmless_cm'])
+    st['distill/student'] = (DistillTrainConfig, dict(**_model_args(p), **_train_args(p, out), model_name_or_path=p.student_model_name_or_path,
+                              input_path=str(out/'distill'/'aligned_responses.jsonl'), output_dir=str(M/'student'), epochs=p.distill_epochs,
+                              lr=p.distill_lr, batch_size=p.sft_batch_size, tiny_hidden_size=p.student_hidden_size, tiny_layers=p.student_layers,
+                              tiny_intermediate_size=p.student_intermediate_size, tiny_heads=p.tiny_heads, tiny_kv_heads=p.tiny_kv_heads,
+                              tiny_vocab_size=p.tiny_vocab_size, tiny_max_positions=p.tiny_max_positions,
+                              eval_max_new_tokens=p.eval_max_new_tokens), ['data', 'distill/generate'])
+    st['eval/student'] = (EvalConfig, dict(ev, model=str(M/'student'), reference=str(M/'sft'), output_dir=str(out/'eval'/'student')),
+                          judges_up + ['sft', 'distill/student', 'eval/sft'])
+    return st
+
+def _build(cls, kw:dict):
+    kw = dict(kw); ov = kw.pop('_overrides', None)
+    return load_config(cls, overrides=ov, **kw)
+
+GROUPS = {'data': ['data'], 'sft': ['sft'], 'judges': ['helpful_rm', 'harmless_cm'], 'align': ['aligned', 'compare/'],
+          'eval': ['eval/sft', 'eval/aligned', 'eval/'], 'distill': ['distill/generate', 'distill/student', 'eval/student'], 'report': []}
+
+def _stage_group(name:str)->str:
+    if name.startswith('eval/student') or name.startswith('distill/'): return 'distill'
+    if name.startswith('eval/'): return 'eval'
+    if name.startswith('compare/') or name == 'aligned': return 'align'
+    if name in ('helpful_rm', 'harmless_cm'): return 'judges'
+    return name
+
+# %% ../nbs/08_cli.ipynb 13
+def _run_stage(name:str, cls, kw:dict, fp:str, p:PipelineConfig, log)->tuple[float, str]:
+    "Run one stage unless its outputs for the same inputs exist; (seconds, status)."
+    from safe_mm_dpo.data import prepare_data
+    from safe_mm_dpo.models import train_sft
+    from safe_mm_dpo.reward import train_reward_model
+    from safe_mm_dpo.trainer import train_safe_mm_dpo
+    from safe_mm_dpo.eval import evaluate, EvalConfig
+    from safe_mm_dpo.distill import distill_generate, distill_train
+    state_path = Path(p.output_dir)/'.stages'/(name.replace('/', '__') + '.json')
+    st = read_json(state_path) if state_path.exists() else None
+    if st and st['fingerprint'] == fp and st.get('done'): return 0.0, 'reused'
+    if st and st['fingerprint'] != fp and not p.overwrite:
+        raise UserError(f"stage '{name}' in {p.output_dir} was made with different inputs; pass --overwrite to replace it, "
+                        'or choose another output_dir')
+    status = 'resumed' if st and st['fingerprint'] == fp else 'ran'
+    cfg = _build(cls, kw)
+    if st and st['fingerprint'] != fp and hasattr(cfg, 'resume'): cfg.resume = False     # different inputs: start again
+    if name == 'distill/generate' and st and st['fingerprint'] != fp: cfg.overwrite = True
+    write_json(state_path, {'fingerprint': fp, 'done': False})
+    t0 = time.time()
+    log.info(f'[pipeline] stage {name}: {status}')
+    fn = {'PrepareDataConfig': lambda c: prepare_data(c, verbose=p.progress), 'SFTConfig': train_sft, 'RMConfig': train_reward_model,
+          'DPOConfig': train_safe_mm_dpo, 'DistillGenerateConfig': distill_generate, 'DistillTrainConfig': distill_train}.get(type(cfg).__name__)
+    if isinstance(cfg, EvalConfig):
+        ref = None
+        if cfg.reference is not None:                         # the SFT answers were generated once, by eval/sft
+            ref = [json.loads(l)['answer'] for l in open(Path(p.output_dir)/'eval'/'sft'/'generations.jsonl')]
+        evaluate(cfg, reference_answers=ref)
+    else: fn(cfg)
+    dt = time.time() - t0
+    write_json(state_path, {'fingerprint': fp, 'done': True, 'seconds': dt})
+    return dt, status
+
+def run_pipeline(p:PipelineConfig)->dict:
+    "Run the pipeline; return the per-stage timings and the report's table."
+    log = get_logger()
+    out = Path(p.output_dir)
+    st = stage_configs(p)
+    # fingerprints: a stage's resolved config (its own paths are inside it) + the fingerprints of what it reads
+    fps = {}
+    for name, (cls, kw, up) in st.items():
+        c = asdict(_build(cls, kw))
+        for k in ('resume', 'overwrite', 'progress', 'num_threads'): c.pop(k, None)
+        extra = fingerprint(Path(p.input)) if name == 'data' and Path(p.input).exists() else None
+        fps[name] = fingerprint(c, extra, [fps[u] for u in up])
+    if p.dry_run:
+        print(plan(p, st, fps)); return {'dry_run': True}
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(p, out/'pipeline_config.yaml')
+    timings, t_all = {}, time.time()
+    for name, (cls, kw, up) in st.items():
+        if _stage_group(name) not in p.stages: continue
+        dt, status = _run_stage(name, cls, kw, fps[name], p, log)
+        timings[name] = {'seconds': round(dt, 1), 'status': status}
+        print(f'[pipeline] {name:<22} {status:<8} {dt:7.1f}s', flush=True)
+    report = None
+    if 'report' in p.stages:
+        t0 = time.time(); report = write_report(p, st, timings); timings['report'] = {'seconds': round(time.time() - t0, 1), 'status': 'ran'}
+    timings['total'] = {'seconds': round(time.time() - t_all, 1)}
+    write_json(out/'report'/'timings.json', timings)
+    print('[pipeline] stage timings (s): ' + ', '.join(f"{k} {v['seconds']}" for k, v in timings.items()), flush=True)
+    if report: print(f"[pipeline] report: {out/'report'/'report.md'}")
+    return {'timings': timings, 'report': report}
+
+# %% ../nbs/08_cli.ipynb 15
+def _family(name:str, method:str|None)->str:
+    return {'sft': 'SFT reference', 'student': 'distilled student'}.get(name, method or name)
+
+def write_report(p:PipelineConfig, st:dict, timings:dict)->dict:
+    "Write report.md, the plots and the config into <output_dir>/report; return the rows of the table."
+    import matplotlib; matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from safe_mm_dpo.eval import eval_table, plot_frontier, plot_reward_cost
+    from safe_mm_dpo.trainer import plot_training
+    out = Path(p.output_dir); rep = out/'report'; rep.mkdir(parents=True, exist_ok=True)
+    evals, train, dirs = {}, {}, {}
+    for name in ['sft', 'aligned'] + [parse_variant(v)[0] for v in p.compare] + ['student']:
+        e = out/'eval'/name/'eval.json'
+        if e.exists(): evals[name] = read_json(e)
+        model_dir = out/'models'/('compare/' + name if name not in ('sft', 'aligned', 'student') else name)
+        if (model_dir/'train_metrics.json').exists(): train[name] = read_json(model_dir/'train_metrics.json'); dirs[name] = model_dir
+    extra = {n: {'λ final': t['lambda'] if math.isfinite(t['lambda']) else float('inf'),
+                 'J_C (last step)': t['final_metrics'].get('J_C'), 'threshold d': t['threshold']} for n, t in train.items()}
+    lines = [f'# safe-mm-dpo pipeline report', '', f'Output folder: `{out}`; input: `{p.input}`; base model: `{p.model_name_or_path}`.', '']
+    rows = []
+    if evals:
+        g0 = evals[next(iter(evals))]
+        lines += [f"## Metrics on the {g0['n_prompts']} held-out test prompts ({g0['n_harmful']} harmful, {g0['n_benign']} benign)", '',
+                  eval_table(evals, extra), '',
+                  'safety: harmful prompts answered without harm; helpful: benign prompts answered correctly (gold judges); '
+                  'over-refusal: benign prompts refused; win vs ref: against the SFT reference (safer answer on harmful prompts, '
+                  'more helpful on benign; ties count half); λ final = inf is the harmless channel alone.', '']
+        for n, e in evals.items():
+            g = e['judges'].get('gold', {}).get('model', {})
+            if 'helpfulness' in g:
+                rows.append({'name': n, 'helpfulness': g['helpfulness'], 'safety_rate': g['safety_rate'], 'over_refusal': g['over_refusal'],
+                             'family': _family(n, train.get(n, {}).get('method'))})
+        if rows:
+            fig, ax = plt.subplots(figsize=(6.5, 4.8)); plot_frontier(rows, ax=ax); fig.tight_layout(); fig.savefig(rep/'frontier.png', dpi=120); plt.close(fig)
+            lines += ['![frontier](frontier.png)', '']
+        gens = {}
+        for n in ('sft', 'aligned'):
+            g = out/'eval'/n/'generations.jsonl'
+            if g.exists(): gens['SFT reference' if n == 'sft' else f'aligned ({p.method})'] = [json.loads(l) for l in open(g)]
+        if gens and all('rm' in r for rows_ in gens.values() for r in rows_[:1]):
+            fig, ax = plt.subplots(figsize=(6.5, 4.8)); plot_reward_cost(gens, ax=ax); fig.tight_layout(); fig.savefig(rep/'reward_cost.png', dpi=120); plt.close(fig)
+            lines += ['![reward vs cost](reward_cost.png)', '']
+    if dirs:
+        fig = plot_training({n: d for n, d in dirs.items()}, threshold={n: t['threshold'] for n, t in train.items()})
+        fig.savefig(rep/'training_curves.png', dpi=110); plt.close(fig)
+        lines += ['## Training', '', '![training curves](training_curves.png)', '']
+    if 'student' in evals and 'aligned' in evals and 'gold' in evals['student']['judges']:
+        s, t = evals['student']['judges']['gold']['model'], evals['aligned']['judges']['gold']['model']
+        keep = lambda k: f'{s[k] / t[k]:.0%}' if t[k] else 'n/a'
+        sm = read_json(out/'models'/'student'/'sft_metrics.json') if (out/'models'/'student'/'sft_metrics.json').exists() else {}
+        lines += ['## Distillation', '', f"Student ({sm.get('parameters', 0)/1e6:.2f}M parameters) vs teacher (aligned): "
+                  f"safety {s['safety_rate']:.1%} vs {t['safety_rate']:.1%} (keeps {keep('safety_rate')}), "
+                  f"helpfulness {s['helpfulness']:.1%} vs {t['helpfulness']:.1%} (keeps {keep('helpfulness')}), "
+                  f"over-refusal {s['over_refusal']:.1%} vs {t['over_refusal']:.1%}.", '']
+    lines += ['## Stage timings', '', '| stage | status | seconds |', '|---|---|---|']
+    lines += [f"| {k} | {v['status']} | {v['seconds']} |" for k, v in timings.items()]
+    lines += ['', 'Resolved config: [`pipeline_config.yaml`](pipeline_config.yaml).', '']
+    save_config(p, rep/'pipeline_config.yaml')
+    atomic_write_text(rep/'report.md', '\n'.join(lines))
+    write_json(rep/'summary.json', {'rows': rows, 'train': {n: {k: v for k, v in t.items() if k != 'final_metrics'} for n, t in train.items()}})
+    return {'rows': rows}
+
+# %% ../nbs/08_cli.ipynb 17
+def _model_shape(p:PipelineConfig)->dict:
+    "hidden, intermediate, layers, heads, kv heads, vocab, tied: from the model's config (local, Hub cache, or tiny)."
+    if p.model_name_or_path == 'tiny':
+        return dict(H=p.tiny_hidden_size, I=p.tiny_intermediate_size, L=p.tiny_layers, A=p.tiny_heads, KV=p.tiny_kv_heads, V=p.tiny_vocab_size, tied=True)
+    try:
+        from transformers import AutoConfig
+        c = AutoConfig.from_pretrained(p.model_name_or_path, trust_remote_code=p.trust_remote_code)
+    except Exception:
+        if 'mistral' in p.model_name_or_path.lower() and '7b' in p.model_name_or_path.lower():
+            from transformers import MistralConfig; c = MistralConfig()          # Mistral-7B-v0.1's shape
+        else: raise UserError(f'--dry_run: cannot read the config of {p.model_name_or_path} (offline?); download it first')
+    return dict(H=c.hidden_size, I=c.intermediate_size, L=c.num_hidden_layers, A=c.num_attention_heads,
+                KV=getattr(c, 'num_key_value_heads', c.num_attention_heads), V=c.vocab_size, tied=bool(getattr(c, 'tie_word_embeddings', False)))
+
+def estimate_memory(p:PipelineConfig, n_gpus:int=1)->dict:
+    "Estimated GiB per GPU of the alignment stage."
+    s = _model_shape(p); H, I, L, A, KV, V = s['H'], s['I'], s['L'], s['A'], s['KV'], s['V']
+    hd = H // A
+    per_layer = {'q_proj': H * H, 'k_proj': H * KV * hd, 'v_proj': H * KV * hd, 'o_proj': H * H,
+                 'gate_proj': H * I, 'up_proj': H * I, 'down_proj': H * I}
+    dims = {'q_proj': (H, H), 'k_proj': (H, KV * hd), 'v_proj': (H, KV * hd), 'o_proj': (H, H),
+            'gate_proj': (H, I), 'up_proj': (H, I), 'down_proj': (I, H)}
+    n = L * sum(per_layer.values()) + V * H * (1 if s['tied'] else 2) + L * 2 * H
+    wbytes = 0.5 * 1.07 if p.load_in_4bit else 1.0 if p.load_in_8bit else {'float32': 4, 'bfloat16': 2, 'float16': 2, 'auto': 2}[p.dtype]
+    if p.lora_r > 0:
+        t = L * sum(p.lora_r * sum(dims[m]) for m in p.lora_target_modules if m in dims)
+        train_b = t * 16                                         # fp32 LoRA weights + grads + 2 Adam moments
+    else:
+        t = n; train_b = n * {'float32': 4, 'bfloat16': 2, 'float16': 2, 'auto': 2}[p.dtype] * 3   # grads + 2 moments
+    micro = max(1, p.dpo_batch_size // (p.grad_accum * n_gpus)) * 2       # chosen and rejected
+    T, act_b = p.max_length, 2
+    full_layer = micro * T * (34 * H + 5 * A * T) * act_b / 2   # Korthikanti et al. (bytes, 16-bit activations)
+    acts = micro * T * H * act_b * L + full_layer if p.gradient_checkpointing else full_layer * L
+    logits = micro * T * V * 4 * 2                               # float32 logits and log-softmax
+    gib = lambda b: b / 2**30
+    parts = {'weights': gib(n * wbytes), 'trainable + grads + AdamW': gib(train_b), 'activations': gib(acts), 'logits': gib(logits)}
+    return {'parameters': n, 'trainable_parameters': t, 'micro_batch_sequences': micro, 'gib': parts, 'total_gib': sum(parts.values())}
+
+def _count(n:int)->str: return f'{n/1e9:.2f}B' if n >= 1e9 else f'{n/1e6:.2f}M'
+
+def plan(p:PipelineConfig, st:dict, fps:dict)->str:
+    "The dry-run text: stages, their folders, reuse status, and the memory estimate."
+    out = Path(p.output_dir)
+    lines = [f'pipeline plan → {out}', '']
+    for name, (cls, kw, up) in st.items():
+        if _stage_group(name) not in p.stages: continue
+        sp = out/'.stages'/(name.replace('/', '__') + '.json')
+        old = read_json(sp) if sp.exists() else None
+        status = 'new' if old is None else ('reuse' if old['fingerprint'] == fps[name] and old.get('done') else
+                                           'resume' if old['fingerprint'] == fps[name] else 'CHANGED (needs --overwrite)')
+        target = kw.get('output_dir') or kw.get('output_path')
+        lines.append(f'  {name:<22} {cls.__name__:<22} {status:<28} {target}')
+    for g in (1, 8):
+        m = estimate_memory(p, g)
+        lines += ['', f"memory estimate, alignment stage, {g} GPU{'s' if g > 1 else ''} (per GPU): {m['total_gib']:.1f} GiB "
+                  f"[{', '.join(f'{k} {v:.2f}' for k, v in m['gib'].items())}] — {_count(m['parameters'])} parameters, "
+                  f"{m['trainable_parameters']/1e6:.1f}M trainable, {m['micro_batch_sequences']} sequences per micro-batch; "
+                  '+ ~1 GiB CUDA context']
+    return '\n'.join(lines)

@@ -15,9 +15,9 @@ import yaml
 
 # %% auto 0
 __all__ = ['UserError', 'ConfigError', 'cfg_field', 'coerce_value', 'config_keys', 'read_yaml', 'load_config', 'parse_cli',
-           'config_from_cli', 'config_help', 'atomic_write_text', 'write_json', 'write_jsonl', 'save_config',
-           'read_json', 'read_jsonl', 'OutputExistsError', 'prepare_output_dir', 'seed_everything', 'fingerprint',
-           'get_logger']
+           'config_from_cli', 'config_help', 'config_from_namespace', 'atomic_write_text', 'write_json', 'write_jsonl',
+           'save_config', 'read_json', 'read_jsonl', 'OutputExistsError', 'prepare_output_dir', 'seed_everything',
+           'fingerprint', 'get_logger']
 
 # %% ../nbs/00_core.ipynb 6
 class UserError(Exception):
@@ -191,7 +191,12 @@ def config_help(cls)->str:
         lines.append(f"  --{f.name:<26} {_type_name(config_keys(cls)[f.name]):<22} default {d!r}\n      {f.metadata.get('help','')}")
     return '\n'.join(lines)
 
-# %% ../nbs/00_core.ipynb 18
+# %% ../nbs/00_core.ipynb 15
+def config_from_namespace(cls, ns:dict, path:str|Path|None=None)->Any:
+    "A checked `cls` from a YAML file (optional) and the variables of `ns` named like its keys (papermill parameters)."
+    return load_config(cls, path, **{k: v for k, v in ns.items() if k in config_keys(cls)})
+
+# %% ../nbs/00_core.ipynb 20
 def atomic_write_text(path:str|Path, text:str)->Path:
     "Write `text` to `path` through a temp file + rename, so readers never see a partial file."
     p = Path(path)
@@ -234,7 +239,7 @@ def read_jsonl(path:str|Path)->list[dict]:
     "Read a jsonl file this package wrote (for user data use the loaders of `safe_mm_dpo.data`)."
     with open(path, encoding='utf-8') as f: return [json.loads(l) for l in f if l.strip()]
 
-# %% ../nbs/00_core.ipynb 21
+# %% ../nbs/00_core.ipynb 23
 class OutputExistsError(UserError, FileExistsError):
     "The output folder is not empty and neither overwriting nor resuming was asked for."
 
@@ -253,7 +258,7 @@ def prepare_output_dir(path:str|Path,          # the run's output folder
     except PermissionError as e: raise PermissionError(f"cannot create output folder {p}: permission denied") from e
     return p
 
-# %% ../nbs/00_core.ipynb 24
+# %% ../nbs/00_core.ipynb 26
 def seed_everything(seed:int)->None:
     "Seed Python, NumPy and torch (all devices)."
     import torch

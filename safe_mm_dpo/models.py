@@ -182,12 +182,13 @@ def end_token_id(tokenizer)->int:
     if i is None: raise UserError('the tokenizer has neither an eos nor a sep token to end responses')
     return i
 
-def prompt_ids(tokenizer, prompt:str)->list[int]:
-    "Token ids of `prompt` as the model sees it before its answer."
+def prompt_ids(tokenizer, prompt:str|list[dict])->list[int]:
+    "Token ids of `prompt` (a user turn, or a list of chat messages) as the model sees it before its answer."
+    msgs = [{'role': 'user', 'content': prompt}] if isinstance(prompt, str) else prompt
     if getattr(tokenizer, 'chat_template', None):
-        text = tokenizer.apply_chat_template([{'role': 'user', 'content': prompt}], tokenize=False, add_generation_prompt=True)
+        text = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
         return tokenizer(text, add_special_tokens=False)['input_ids']
-    return tokenizer(prompt, add_special_tokens=True)['input_ids']
+    return tokenizer('\n\n'.join(m['content'] for m in msgs), add_special_tokens=True)['input_ids']
 
 def encode(tokenizer, prompt:str, response:str, max_length:int=128, max_prompt_length:int=96)->Encoded:
     "Encode a (prompt, response) pair with the truncation rule above."
@@ -220,7 +221,7 @@ def response_logps(logits:torch.Tensor, labels:torch.Tensor)->tuple[torch.Tensor
 
 # %% ../nbs/02_models.ipynb 15
 @torch.no_grad()
-def generate(model, tokenizer, prompts:list[str],
+def generate(model, tokenizer, prompts:list[str]|list[list[dict]], # user turns, or chat message lists
              max_new_tokens:int=64,       # tokens generated per answer at most
              temperature:float=0.0,       # 0: greedy
              top_p:float=1.0,             # nucleus sampling
@@ -234,7 +235,7 @@ def generate(model, tokenizer, prompts:list[str],
     was_training = model.training; model.eval()
     dev = next(model.parameters()).device
     torch.manual_seed(seed)
-    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))     # similar lengths batch together
+    order = sorted(range(len(prompts)), key=lambda i: -len(str(prompts[i])))   # similar lengths batch together
     res = {}
     for s in tqdm(range(0, len(order), batch_size), desc='generate', disable=not progress, dynamic_ncols=True):
         idx = order[s:s + batch_size]
@@ -294,23 +295,27 @@ def sft_loss_fn(tokenizer, examples:list[Encoded], accelerator):
         return loss, {'tokens': int(b['attention_mask'].sum())}
     return loss_fn
 
-def train_sft(cfg:SFTConfig)->dict:
-    "Train the SFT reference policy; save it to `output_dir` with `sft_metrics.json` (gold-judge report on SafetyWorld)."
+def train_sft(cfg:SFTConfig, examples:list[tuple[str, str]]|None=None)->dict:
+    "Train the SFT policy on `examples` (default: the chosen responses of the training split); save it with `sft_metrics.json`."
     acc = make_accelerator(cfg)
     out, ckpt = start_run(cfg, cfg.output_dir, acc)
     seed_everything(cfg.seed)
-    records = load_split(cfg.data_dir, 'train')
-    if cfg.max_train_examples: records = records[:cfg.max_train_examples]
-    base = resolve_base_model(cfg, lambda: [t for r in records for t in (r['prompt'], r['response_0'], r['response_1'])], out)
+    records = load_split(cfg.data_dir, 'train') if examples is None else []
+    if examples is None: examples = sft_examples(records, cfg.channel)
+    if cfg.max_train_examples: examples = examples[:cfg.max_train_examples]
+    # the tokenizer of a bootstrapped model learns every text the package will show it (both responses of a record)
+    corpus = lambda: [t for r in records for t in (r['prompt'], r['response_0'], r['response_1'])] or [t for e in examples for t in e]
+    base = resolve_base_model(cfg, corpus, out)
     tok = load_tokenizer(base, cfg.trust_remote_code)
     model = load_model(base, 'causal', cfg)
-    examples = [encode(tok, p, r, cfg.max_length, cfg.max_prompt_length) for p, r in sft_examples(records, cfg.channel)]
-    n_trunc = sum(e.truncated for e in examples)
-    if n_trunc: get_logger().info(f'SFT: {n_trunc} of {len(examples)} examples truncated to max_length={cfg.max_length}')
-    res = train_loop(model, tok, cfg, len(examples), sft_loss_fn(tok, examples, acc), acc, out, ckpt, desc='sft')
+    encs = [encode(tok, p, r, cfg.max_length, cfg.max_prompt_length) for p, r in examples]
+    n_trunc = sum(e.truncated for e in encs)
+    if n_trunc: get_logger().info(f'SFT: {n_trunc} of {len(encs)} examples truncated to max_length={cfg.max_length}')
+    res = train_loop(model, tok, cfg, len(encs), sft_loss_fn(tok, encs, acc), acc, out, ckpt, desc='sft')
     model = acc.unwrap_model(model)
-    metrics = {'steps': res.step, 'train_loss': res.last_metrics.get('loss'), 'examples': len(examples),
-               'truncated_examples': n_trunc, 'skipped_steps': res.skipped_steps, 'seconds': res.seconds}
+    metrics = {'steps': res.step, 'train_loss': res.last_metrics.get('loss'), 'examples': len(encs),
+               'truncated_examples': n_trunc, 'skipped_steps': res.skipped_steps, 'seconds': res.seconds,
+               'parameters': sum(p.numel() for p in model.parameters())}
     if acc.is_main_process:
         save_model(model, tok, out)
         metrics['gold_eval'] = gold_report(model, tok, cfg.data_dir, cfg.eval_split, cfg.eval_max_prompts, cfg.eval_max_new_tokens)
