@@ -124,14 +124,14 @@ class PipelineConfig(TinyArgs):
     grad_accum: int = cfg_field(1, 'micro-batches per step (all trainers)')
     progress: bool = cfg_field(True, 'progress bars')
     # SFT
-    sft_epochs: int = cfg_field(6, 'SFT epochs'); sft_lr: float = cfg_field(2e-3, 'SFT learning rate')
+    sft_epochs: int = cfg_field(8, 'SFT epochs'); sft_lr: float = cfg_field(2e-3, 'SFT learning rate')
     sft_batch_size: int = cfg_field(32, 'SFT global batch'); sft_channel: Literal['helpful', 'harmless', 'both'] = cfg_field('helpful', 'SFT targets')
     # judges
     rm_epochs: int = cfg_field(2, 'judge epochs'); rm_lr: float = cfg_field(5e-4, 'judge learning rate'); rm_batch_size: int = cfg_field(32, 'judge global batch')
     rm_model_name_or_path: Optional[str] = cfg_field(None, 'judge backbone (default: the SFT model)')
     # alignment
     method: str = cfg_field('safe_mm_dpo', 'method of models/aligned')
-    dpo_epochs: int = cfg_field(2, 'alignment epochs'); dpo_lr: float = cfg_field(2e-4, 'alignment learning rate')
+    dpo_epochs: int = cfg_field(2, 'alignment epochs'); dpo_lr: float = cfg_field(1e-4, 'alignment learning rate')
     dpo_batch_size: int = cfg_field(32, 'alignment global batch')
     beta: float = cfg_field(0.1, 'β_ori'); w: Optional[float] = cfg_field(None, 'MM-DPO w (None: preset)'); k: float = cfg_field(0.5, 'MM-DPO k')
     beta_min: Optional[float] = cfg_field(None, 'lower clamp of β')
@@ -140,7 +140,7 @@ class PipelineConfig(TinyArgs):
     threshold_relative: Optional[float] = cfg_field(0.3, 'd inside the data J_C range (None: use threshold)')
     lambda_init: Optional[float] = cfg_field(None, 'initial λ (None: preset)'); lambda_lr: Optional[float] = cfg_field(None, 'η_λ (None: preset)')
     lambda_window: int = cfg_field(4, 'J_C window'); lambda_max: float = cfg_field(10.0, 'λ_max')
-    kl_coef: float = cfg_field(0.0, 'k3 KL weight'); jc_estimator: Literal['implicit', 'generate'] = cfg_field('implicit', 'J_C estimator')
+    kl_coef: float = cfg_field(0.05, 'k3 KL weight'); jc_estimator: Literal['implicit', 'generate'] = cfg_field('implicit', 'J_C estimator')
     compare: list[str] = cfg_field([], "comparison variants 'name:method[:key=value;key=value]'")
     # evaluation
     judge: list[str] = cfg_field(['gold', 'rm'], 'judges (gold, rm, llm)')
@@ -388,7 +388,7 @@ def _model_shape(p:PipelineConfig)->dict:
         return dict(H=p.tiny_hidden_size, I=p.tiny_intermediate_size, L=p.tiny_layers, A=p.tiny_heads, KV=p.tiny_kv_heads, V=p.tiny_vocab_size, tied=True)
     try:
         from transformers import AutoConfig
-        c = AutoConfig.from_pretrained(p.model_name_or_path, trust_remote_code=p.trust_remote_code)
+        c = AutoConfig.from_pretrained(p.model_name_or_path, trust_remote_code=p.trust_remote_code, local_files_only=True)
     except Exception:
         if 'mistral' in p.model_name_or_path.lower() and '7b' in p.model_name_or_path.lower():
             from transformers import MistralConfig; c = MistralConfig()          # Mistral-7B-v0.1's shape

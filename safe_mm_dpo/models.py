@@ -55,8 +55,8 @@ def train_tokenizer(texts:list[str],        # the corpus
 class TinyArgs:
     "Shape of the embedded tiny model (used when `model_name_or_path: tiny`)."
     tiny_vocab_size: int = cfg_field(2048, 'BPE vocabulary of the bootstrapped tokenizer')
-    tiny_hidden_size: int = cfg_field(192, 'hidden size')
-    tiny_intermediate_size: int = cfg_field(512, 'MLP size')
+    tiny_hidden_size: int = cfg_field(256, 'hidden size')
+    tiny_intermediate_size: int = cfg_field(688, 'MLP size')
     tiny_layers: int = cfg_field(4, 'decoder layers')
     tiny_heads: int = cfg_field(4, 'attention heads')
     tiny_kv_heads: int = cfg_field(2, 'key/value heads (grouped-query attention)')
@@ -259,7 +259,7 @@ class SFTConfig(ModelArgs, TrainArgs, TinyArgs):
     "Options of `safe-mm-dpo train-sft`."
     output_dir: str = cfg_field('models/sft', 'where the SFT model goes')
     channel: Literal['helpful', 'harmless', 'both'] = cfg_field('helpful', 'train on the better, the safer, or both chosen responses')
-    epochs: int = cfg_field(6, 'passes over the training data')
+    epochs: int = cfg_field(8, 'passes over the training data')
     lr: float = cfg_field(2e-3, 'peak learning rate')
     weight_decay: float = cfg_field(0.01, 'AdamW weight decay')
     eval_split: str = cfg_field('test', 'split whose prompts the gold-judge report uses (SafetyWorld)')

@@ -43,7 +43,7 @@ class DPOConfig(ModelArgs, TrainArgs):
     harmless_cm: str = cfg_field('models/harmless_cm', 'Harmless cost model (R_S, cost C = −R_S)')
     output_dir: str = cfg_field('models/aligned', 'where the aligned policy, epoch_<n> folders, checkpoints and metrics go')
     epochs: int = cfg_field(2, 'passes over the training records')
-    lr: float = cfg_field(2e-4, 'peak learning rate')
+    lr: float = cfg_field(1e-4, 'peak learning rate')
     beta: float = cfg_field(0.1, 'β_ori')
     w: Optional[float] = cfg_field(None, 'MM-DPO weight of the margin (β ≤ (1+w)β_ori); None: from the preset')
     k: float = cfg_field(0.5, 'MM-DPO saturation rate of the margin')

@@ -1,0 +1,106 @@
+"The pipeline: reuse and resume, papermill, the README's main-job command, and the full-scale recipe's configs."
+import os, re, shlex, signal, subprocess, sys, time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from safe_mm_dpo.cli import PipelineConfig, main, run_pipeline
+from safe_mm_dpo.core import load_config, read_json
+
+ROOT = Path(__file__).resolve().parents[1]
+EXE = str(Path(sys.executable).with_name('safe-mm-dpo'))
+SMALL = ['--safetyworld_size', '400', '--tiny_layers', '2', '--tiny_hidden_size', '64', '--tiny_intermediate_size', '128',
+         '--sft_epochs', '1', '--rm_epochs', '1', '--dpo_epochs', '1', '--distill_epochs', '1', '--eval_max_new_tokens', '8',
+         '--student_hidden_size', '32', '--student_intermediate_size', '64', '--progress', 'false']
+
+
+def test_pipeline_reuses_refuses_and_overwrites(tmp_path, capsys):
+    out = str(tmp_path / 'p')
+    assert main(['pipeline', '--output_dir', out, '--compare', 'dpo:dpo_helpful'] + SMALL) == 0
+    rep = Path(out) / 'report'
+    for f in ('report.md', 'frontier.png', 'training_curves.png', 'reward_cost.png', 'pipeline_config.yaml', 'timings.json'):
+        assert (rep / f).exists(), f
+    text = (rep / 'report.md').read_text()
+    assert '| sft |' in text and '| aligned |' in text and '| dpo |' in text and '| student |' in text and '## Distillation' in text
+    t = read_json(rep / 'timings.json')
+    assert all(v['status'] == 'ran' for k, v in t.items() if k not in ('total', 'report'))
+    capsys.readouterr()
+    assert main(['pipeline', '--output_dir', out, '--compare', 'dpo:dpo_helpful'] + SMALL) == 0      # same inputs: all reused
+    t = read_json(rep / 'timings.json')
+    assert all(v['status'] == 'reused' for k, v in t.items() if k not in ('total', 'report'))
+    assert main(['pipeline', '--output_dir', out, '--compare', 'dpo:dpo_helpful', '--dpo_lr', '1e-4'] + SMALL) == 1
+    assert "stage 'aligned'" in capsys.readouterr().err                                              # changed inputs: asks first
+    assert main(['pipeline', '--output_dir', out, '--compare', 'dpo:dpo_helpful', '--dpo_lr', '1e-4', '--overwrite'] + SMALL) == 0
+    t = read_json(rep / 'timings.json')
+    assert t['sft']['status'] == 'reused' and t['aligned']['status'] == 'ran' and t['eval/aligned']['status'] == 'ran'
+    assert t['compare/dpo']['status'] == 'ran'                                                      # dpo_lr applies to variants too
+
+
+def test_pipeline_resumes_after_a_kill(tmp_path):
+    out = tmp_path / 'p'
+    args = [EXE, 'pipeline', '--output_dir', str(out), '--stages', 'data,sft,judges,align'] + SMALL + ['--dpo_epochs', '3']
+    p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ck = out / 'models' / 'aligned' / 'checkpoints'
+    t0 = time.time()
+    while p.poll() is None and time.time() - t0 < 600 and not (ck.exists() and any(ck.glob('step_*'))): time.sleep(0.05)
+    os.kill(p.pid, signal.SIGKILL); p.wait()
+    assert not read_json(out / '.stages' / 'aligned.json')['done']
+    r = subprocess.run(args, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    t = read_json(out / 'report' / 'timings.json') if (out / 'report' / 'timings.json').exists() else None
+    assert 'sft                    reused' in r.stdout and 'aligned                resumed' in r.stdout
+    assert 'resumed from' in r.stderr and read_json(out / '.stages' / 'aligned.json')['done']
+
+
+def test_pipeline_notebook_through_papermill(tmp_path):
+    pm = pytest.importorskip('papermill')
+    out = tmp_path / 'run'
+    params = {'output_dir': str(out), 'safetyworld_size': 400, 'tiny_layers': 2, 'tiny_hidden_size': 64, 'tiny_intermediate_size': 128,
+              'sft_epochs': 1, 'rm_epochs': 1, 'dpo_epochs': 1, 'distill_epochs': 1, 'eval_max_new_tokens': 8, 'student_hidden_size': 32,
+              'student_intermediate_size': 64, 'stages': ['data', 'sft', 'judges', 'align', 'eval', 'report']}
+    (tmp_path / 'params.yaml').write_text(yaml.safe_dump(params))
+    record = out / 'pipeline.ipynb'
+    out.mkdir()
+    pm.execute_notebook(str(ROOT / 'nbs' / 'runs' / 'pipeline.ipynb'), str(record), parameters=params, kernel_name='python3',
+                        cwd=str(tmp_path), progress_bar=False)
+    assert (out / 'report' / 'report.md').exists()
+    nb = record.read_text()
+    assert 'injected-parameters' in nb and 'safetyworld_size' in nb           # the executed notebook records the run
+    assert read_json(out / '.stages' / 'eval__aligned.json')['done']
+
+
+def test_readme_main_job_command_in_a_fresh_folder(tmp_path):
+    "A newcomer copies the README's main-job command; with a size override it produces the report."
+    readme = (ROOT / 'README.md').read_text()
+    cmds = [l.strip() for l in readme.splitlines() if 'safe-mm-dpo pipeline' in l and l.strip().startswith('make install')]
+    assert cmds, 'README has no main-job command (make install && ... safe-mm-dpo pipeline)'
+    main_job = cmds[0].split('&&', 1)[1].strip()                               # the part after `make install &&`
+    argv = shlex.split(main_job)
+    assert argv[0].endswith('safe-mm-dpo') and argv[1] == 'pipeline'
+    r = subprocess.run([EXE] + argv[1:] + SMALL, cwd=tmp_path, capture_output=True, text=True, env={**os.environ, 'HF_HUB_OFFLINE': '1'})
+    assert r.returncode == 0, r.stderr[-2000:]
+    reports = list(tmp_path.rglob('report/report.md'))
+    assert len(reports) == 1 and '| aligned |' in reports[0].read_text()
+    assert 'stage timings' in r.stdout
+
+
+@pytest.mark.parametrize('name,cls_path', [
+    ('pipeline.yaml', 'safe_mm_dpo.cli:PipelineConfig'), ('pipeline.mistral-7b.yaml', 'safe_mm_dpo.cli:PipelineConfig'),
+    ('rm_config.yaml', 'safe_mm_dpo.reward:RMConfig'), ('rm_config.mistral-7b.yaml', 'safe_mm_dpo.reward:RMConfig'),
+    ('dpo_config.yaml', 'safe_mm_dpo.trainer:DPOConfig'), ('dpo_config.mistral-7b.yaml', 'safe_mm_dpo.trainer:DPOConfig')])
+def test_configs_load_and_validate(name, cls_path):
+    import importlib
+    mod, cls = cls_path.split(':')
+    cfg = load_config(getattr(importlib.import_module(mod), cls), ROOT / 'configs' / name)
+    if 'mistral' in name:
+        assert cfg.load_in_4bit and cfg.lora_r > 0 and cfg.dtype == 'bfloat16'
+
+
+def test_mistral_dry_run_prints_plan_and_memory(tmp_path, capsys):
+    assert main(['pipeline', '--config', str(ROOT / 'configs' / 'pipeline.mistral-7b.yaml'), '--output_dir', str(tmp_path / 'm'), '--dry_run']) == 0
+    out = capsys.readouterr().out
+    assert 'aligned' in out and 'new' in out and '7.24B parameters' in out
+    gibs = [float(x) for x in re.findall(r'per GPU\): ([0-9.]+) GiB', out)]
+    assert len(gibs) == 2 and 3 < gibs[1] < gibs[0] < 40                        # 8 GPUs need less each than 1
+    assert not (tmp_path / 'm').exists()                                        # a dry run writes nothing
