@@ -15,9 +15,9 @@ import yaml
 
 # %% auto 0
 __all__ = ['UserError', 'ConfigError', 'cfg_field', 'coerce_value', 'config_keys', 'read_yaml', 'load_config', 'parse_cli',
-           'config_from_cli', 'config_help', 'config_from_namespace', 'atomic_write_text', 'write_json', 'write_jsonl',
-           'save_config', 'read_json', 'read_jsonl', 'OutputExistsError', 'prepare_output_dir', 'seed_everything',
-           'fingerprint', 'get_logger']
+           'config_from_cli', 'config_help', 'config_from_namespace', 'WriteError', 'write_error', 'atomic_write_text',
+           'write_json', 'write_jsonl', 'save_config', 'read_json', 'read_jsonl', 'OutputExistsError',
+           'prepare_output_dir', 'seed_everything', 'fingerprint', 'get_logger']
 
 # %% ../nbs/00_core.ipynb 6
 class UserError(Exception):
@@ -197,17 +197,29 @@ def config_from_namespace(cls, ns:dict, path:str|Path|None=None)->Any:
     return load_config(cls, path, **{k: v for k, v in ns.items() if k in config_keys(cls)})
 
 # %% ../nbs/00_core.ipynb 20
+class WriteError(UserError, OSError):
+    "A file or folder could not be written (disk full, permissions, a file where a folder should be); names the path."
+
+def write_error(path, e:OSError)->WriteError:
+    "A `WriteError` naming `path` and the system's reason (e.g. 'No space left on device')."
+    return WriteError(f'could not write {path}: {e.strerror or e}')
+
 def atomic_write_text(path:str|Path, text:str)->Path:
     "Write `text` to `path` through a temp file + rename, so readers never see a partial file."
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f'.{p.name}.', suffix='.tmp')
+    tmp = None
     try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f'.{p.name}.', suffix='.tmp')
         with os.fdopen(fd, 'w', encoding='utf-8') as f:
             f.write(text); f.flush(); os.fsync(f.fileno())
         os.replace(tmp, p)
+    except OSError as e:
+        if tmp: Path(tmp).unlink(missing_ok=True)
+        raise write_error(p, e) from e
     except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
+        if tmp: Path(tmp).unlink(missing_ok=True)
+        raise
     return p
 
 def write_json(path:str|Path, obj:Any, indent:int=2)->Path:
@@ -255,7 +267,7 @@ def prepare_output_dir(path:str|Path,          # the run's output folder
             raise OutputExistsError(f"output folder {p} is not empty; pass --overwrite to replace it"
                                     " (or --resume where the command supports it)")
     try: p.mkdir(parents=True, exist_ok=True)
-    except PermissionError as e: raise PermissionError(f"cannot create output folder {p}: permission denied") from e
+    except OSError as e: raise write_error(p, e) from e
     return p
 
 # %% ../nbs/00_core.ipynb 26

@@ -100,6 +100,11 @@ def check_model_path(path:str|Path)->str:
 
 def _from_pretrained(cls, path, **kw):
     try: return cls.from_pretrained(str(path), **kw)
+    except ValueError as e:
+        if 'trust_remote_code' in str(e):
+            raise UserError(f"'{path}' needs its own model code to load; it is not run unless you pass --trust_remote_code true "
+                            '(read that code first)') from None
+        raise
     except OSError as e:
         raise UserError(f"could not load '{path}': not a local model folder, and the Hub copy could not be loaded "
                         f"(offline? HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '0')}): {str(e).splitlines()[0]}") from None
@@ -141,7 +146,7 @@ def load_model(path:str|Path,                       # local folder, adapter fold
     p = Path(path).expanduser()
     kind = check_model_path(path)
     cls = AutoModelForCausalLM if head == 'causal' else AutoModelForSequenceClassification
-    kw = dict(trust_remote_code=args.trust_remote_code, dtype=_DTYPES[args.dtype])
+    kw = dict(trust_remote_code=args.trust_remote_code, dtype=_DTYPES[args.dtype], weights_only=True)   # no pickle code on load
     q = _quantization(args)
     if q is not None: kw.update(quantization_config=q, device_map=device_map or {'': torch.cuda.current_device()})
     elif device_map is not None: kw['device_map'] = device_map

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .core import (ConfigError, UserError, cfg_field, fingerprint, get_logger, prepare_output_dir, read_json,
+from .core import (ConfigError, UserError, WriteError, cfg_field, fingerprint, get_logger, prepare_output_dir, read_json,
                               save_config, write_json, atomic_write_text)
 
 # %% auto 0
@@ -166,8 +166,8 @@ class MetricsLogger:
         if self.tb: self.tb.flush(); self.tb.close()
 
 # %% ../nbs/01b_training.ipynb 20
-class NonFiniteError(RuntimeError):
-    "A NaN or inf loss or gradient; the message names the step."
+class NonFiniteError(UserError, RuntimeError):
+    "A NaN or inf loss or gradient; the message names the step (the command line prints it without a traceback)."
 
 from contextlib import contextmanager
 
@@ -212,9 +212,9 @@ def save_checkpoint(out_dir:Path, step:int, model, tokenizer, optimizer, schedul
             write_json(tmp/'state.json', {'step': step, 'rng': _rng_state(), 'extra': extra})
             if final.exists(): shutil.rmtree(final)
             os.replace(tmp, final)
-        except OSError as e:
+        except OSError as e:                  # disk full, permissions, ...: nothing half-written is left behind
             shutil.rmtree(tmp, ignore_errors=True)
-            raise OSError(f'could not write checkpoint {final}: {e.strerror or e}') from e
+            raise WriteError(f'could not write checkpoint {final}: {e.strerror or e}') from e
         done = sorted(p for p in final.parent.glob('step_*') if p.is_dir())
         for old in done[:-keep] if keep > 0 else []: shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
@@ -317,6 +317,7 @@ def train_loop(model, tokenizer, args:TrainArgs, n_examples:int,
     bar = tqdm(total=total, initial=step, desc=desc, disable=not (args.progress and accelerator.is_main_process), dynamic_ncols=True)
     skipped, last, t_start, window_tokens, t_window = 0, {}, time.time(), 0, time.time()
     while step < total:
+        t_step = time.perf_counter()
         idx = step_indices(n_examples, args.batch_size, args.seed, step)
         micro = micro_batches(idx, args.grad_accum, rank, world)
         sums, tokens = {}, 0
@@ -348,7 +349,8 @@ def train_loop(model, tokenizer, args:TrainArgs, n_examples:int,
         step += 1; bar.update(1)
         tok_all = accelerator.reduce(torch.tensor(float(tokens), device=accelerator.device), 'sum').item() if world > 1 else tokens
         window_tokens += tok_all
-        reduced.update({'lr': scheduler.get_last_lr()[0], 'grad_norm': float(grad_norm), 'epoch': (step - 1) // steps_per_epoch + 1})
+        reduced.update({'lr': scheduler.get_last_lr()[0], 'grad_norm': float(grad_norm), 'epoch': (step - 1) // steps_per_epoch + 1,
+                        'step_seconds': time.perf_counter() - t_step, 'step_tokens': tok_all})
         if on_step_end: reduced.update(on_step_end(step, reduced) or {})
         last = reduced
         if step % args.log_every == 0 or step == total:

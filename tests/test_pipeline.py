@@ -29,9 +29,9 @@ def test_pipeline_reuses_refuses_and_overwrites(tmp_path, capsys):
     assert main(['pipeline', '--output_dir', out, '--compare', 'dpo:dpo_helpful'] + SMALL) == 0      # same inputs: all reused
     t = read_json(rep / 'timings.json')
     assert all(v['status'] == 'reused' for k, v in t.items() if k not in ('total', 'report'))
-    assert main(['pipeline', '--output_dir', out, '--compare', 'dpo:dpo_helpful', '--dpo_lr', '1e-4'] + SMALL) == 1
+    assert main(['pipeline', '--output_dir', out, '--compare', 'dpo:dpo_helpful', '--dpo_lr', '2e-4'] + SMALL) == 1
     assert "stage 'aligned'" in capsys.readouterr().err                                              # changed inputs: asks first
-    assert main(['pipeline', '--output_dir', out, '--compare', 'dpo:dpo_helpful', '--dpo_lr', '1e-4', '--overwrite'] + SMALL) == 0
+    assert main(['pipeline', '--output_dir', out, '--compare', 'dpo:dpo_helpful', '--dpo_lr', '2e-4', '--overwrite'] + SMALL) == 0
     t = read_json(rep / 'timings.json')
     assert t['sft']['status'] == 'reused' and t['aligned']['status'] == 'ran' and t['eval/aligned']['status'] == 'ran'
     assert t['compare/dpo']['status'] == 'ran'                                                      # dpo_lr applies to variants too

@@ -1,0 +1,204 @@
+"""Training throughput: Safe-MM-DPO against TRL's DPOTrainer and against the naive Safe-MM-DPO of the original plan.
+
+One run of this script alternates the methods and repeats them; each method runs in a fresh worker process (so its
+peak RSS is its own), on the same tiny Mistral policy, the same SafetyWorld training records, the same batch size,
+sequence length, optimizer (AdamW, same lr) and thread count. It prints records/s, tokens/s and peak RSS (median and
+spread over the repetitions) and the ratios the benchmark issue asks for. Nothing is asserted.
+
+    python bench/train_throughput.py                        # builds a small stack in bench/_work (SFT + judges), then measures
+    python bench/train_throughput.py --stack outputs/pipeline --reps 5 --steps 30 --threads 2
+
+Methods:
+  1a trl_precompute      TRL DPOTrainer, helpful pairs, precompute_ref_log_probs=True (bf16=False: float32 like the others)
+  1b trl_ref_model       TRL DPOTrainer, helpful pairs, a reference model forward every step
+  2  ours_dpo_helpful    this package's trainer, method dpo_helpful
+  3  ours_safe_mm_dpo    this package's trainer, both channels, λ on (dual ascent)
+  4  naive_safe_mm_dpo   reference + both judges run every step, two separate DPO passes (written here, as the baseline)
+"""
+import argparse, json, os, platform, resource, statistics, subprocess, sys, tempfile, time
+from datetime import date
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+METHODS = ['trl_precompute', 'trl_ref_model', 'ours_dpo_helpful', 'ours_safe_mm_dpo', 'naive_safe_mm_dpo']
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# ----------------------------------------------------------------------------------------------- the stack
+
+def build_stack(d: Path, threads: int):
+    "A small prepared SafetyWorld + SFT policy + both judges (tiny model of the default shape)."
+    from safe_mm_dpo.core import load_config
+    from safe_mm_dpo.data import PrepareDataConfig, prepare_data
+    from safe_mm_dpo.models import SFTConfig, train_sft
+    from safe_mm_dpo.reward import RMConfig, train_reward_model
+    if not (d / 'data' / 'train' / 'records.jsonl').exists():
+        prepare_data(load_config(PrepareDataConfig, output_dir=str(d / 'data'), overwrite=True, train_ratio=0.7, val_ratio=0.1, test_ratio=0.2), verbose=False)
+    if not (d / 'models' / 'sft' / 'sft_metrics.json').exists():
+        train_sft(load_config(SFTConfig, data_dir=str(d / 'data'), output_dir=str(d / 'models' / 'sft'), epochs=2, overwrite=True,
+                              progress=False, num_threads=threads, eval_max_prompts=4, eval_max_new_tokens=4))
+    for task, name in (('helpful', 'helpful_rm'), ('harmless', 'harmless_cm')):
+        if not (d / 'models' / name / 'metrics.json').exists():
+            train_reward_model(load_config(RMConfig, task=task, data_dir=str(d / 'data'), model_name_or_path=str(d / 'models' / 'sft'),
+                                           output_dir=str(d / 'models' / name), epochs=1, overwrite=True, progress=False, num_threads=threads))
+
+
+# ----------------------------------------------------------------------------------------------- workers
+
+def worker(method: str, stack: Path, steps: int, warmup: int, batch: int, threads: int, lr: float, out: Path):
+    import torch
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    from safe_mm_dpo.data import load_split
+    from safe_mm_dpo.models import encode, load_tokenizer
+    sft, data = stack / 'models' / 'sft', stack / 'data'
+    records = load_split(data, 'train')[:batch * (steps + warmup)]
+    tok = load_tokenizer(sft)
+    tokens_per_record = sum(len(encode(tok, r['prompt'], r[f'response_{i}']).input_ids) for r in records for i in (0, 1)) / len(records)
+    rss0 = peak_rss_mb()
+    if method.startswith('trl'):
+        times = run_trl(method, sft, records, steps, warmup, batch, threads, lr, out)
+    elif method.startswith('ours'):
+        times = run_ours(method, stack, steps, warmup, batch, threads, lr, out)
+    else:
+        times = run_naive(stack, records, steps, warmup, batch, lr)
+    t = statistics.median(times)
+    json.dump({'method': method, 'step_seconds': t, 'records_per_s': batch / t, 'tokens_per_s': batch * tokens_per_record / t,
+               'peak_rss_mb': peak_rss_mb(), 'rss_after_imports_mb': rss0, 'steps_timed': len(times)}, open(out / 'result.json', 'w'))
+
+
+def run_trl(method, sft, records, steps, warmup, batch, threads, lr, out):
+    import datasets, trl
+    from transformers import TrainerCallback
+    from safe_mm_dpo.models import load_model, load_tokenizer
+    tok, model = load_tokenizer(sft), load_model(sft)
+    ds = datasets.Dataset.from_list([{'prompt': [{'role': 'user', 'content': r['prompt']}],
+                                      'chosen': [{'role': 'assistant', 'content': r[f"response_{r['better_response_id']}"]}],
+                                      'rejected': [{'role': 'assistant', 'content': r[f"response_{1 - r['better_response_id']}"]}]} for r in records])
+    args = trl.DPOConfig(output_dir=str(out / 'trl'), beta=0.1, loss_type=['sigmoid'], precompute_ref_log_probs=(method == 'trl_precompute'),
+                         per_device_train_batch_size=batch, gradient_accumulation_steps=1, learning_rate=lr, lr_scheduler_type='constant',
+                         max_steps=steps + warmup, max_length=128, bf16=False, use_cpu=True, report_to=[], logging_steps=10**6,
+                         save_strategy='no', dataloader_num_workers=0, max_grad_norm=1.0, adam_beta1=0.9, adam_beta2=0.95, weight_decay=0.0,
+                         seed=0, disable_tqdm=True)
+    times = []
+
+    class Timer(TrainerCallback):
+        def on_step_begin(self, a, s, c, **k): self.t = time.perf_counter()
+        def on_step_end(self, a, s, c, **k): times.append(time.perf_counter() - self.t)
+    ref = None if method == 'trl_precompute' else load_model(sft, trainable=False)
+    tr = trl.DPOTrainer(model=model, ref_model=ref, args=args, train_dataset=ds, processing_class=tok, callbacks=[Timer()])
+    tr.train()
+    return times[warmup:]
+
+
+def run_ours(method, stack, steps, warmup, batch, threads, lr, out):
+    from safe_mm_dpo.core import load_config
+    from safe_mm_dpo.trainer import DPOConfig, read_metrics, train_safe_mm_dpo
+    m = 'dpo_helpful' if method == 'ours_dpo_helpful' else 'safe_mm_dpo'
+    cfg = load_config(DPOConfig, method=m, data_dir=str(stack / 'data'), model_name_or_path=str(stack / 'models' / 'sft'),
+                      helpful_rm=str(stack / 'models' / 'helpful_rm'), harmless_cm=str(stack / 'models' / 'harmless_cm'),
+                      output_dir=str(out / 'run'), cache_dir=str(stack / 'cache'), max_steps=steps + warmup, batch_size=batch, lr=lr,
+                      lr_schedule='constant', warmup_ratio=0.0, log_every=1, progress=False, num_threads=threads,
+                      save_epoch_models=False, threshold_relative=0.3, max_train_examples=batch * (steps + warmup))
+    train_safe_mm_dpo(cfg)
+    rows = [r for r in read_metrics(out / 'run') if 'train/step_seconds' in r]
+    return [r['train/step_seconds'] for r in rows][warmup:]
+
+
+def run_naive(stack, records, steps, warmup, batch, lr):
+    "The original plan, literally: per step, the reference and both judges run, and the two DPO losses are two passes."
+    import torch, torch.nn.functional as F
+    from safe_mm_dpo.loss import LagrangeMultiplier, beta_dynamic, dpo_loss
+    from safe_mm_dpo.models import collate, encode, load_model, load_tokenizer
+    from safe_mm_dpo.reward import load_judge
+    from safe_mm_dpo.trainer import token_logps
+    sft = stack / 'models' / 'sft'
+    tok, policy = load_tokenizer(sft), load_model(sft)
+    ref = load_model(sft, trainable=False)
+    (rh, rht), (rs, rst) = load_judge(stack / 'models' / 'helpful_rm'), load_judge(stack / 'models' / 'harmless_cm')
+    opt = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=lr, betas=(0.9, 0.95))
+    lm = LagrangeMultiplier(1.0, 0.1, threshold=-3.0)
+    def logps(model, pairs):
+        b = collate([encode(tok, r['prompt'], c) for r, c, _ in pairs] + [encode(tok, r['prompt'], j) for r, _, j in pairs], tok.pad_token_id)
+        lp, _ = token_logps(model(input_ids=b['input_ids'], attention_mask=b['attention_mask']).logits, b['labels'])
+        s = lp.sum(-1); n = len(pairs)
+        return s[:n], s[n:]
+    def scores(judge, jtok, pairs):
+        b = collate([encode(jtok, r['prompt'], c) for r, c, _ in pairs] + [encode(jtok, r['prompt'], j) for r, _, j in pairs], jtok.pad_token_id)
+        s = judge(input_ids=b['input_ids'], attention_mask=b['attention_mask']).logits.squeeze(-1); n = len(pairs)
+        return s[:n], s[n:]
+    times = []
+    for step in range(steps + warmup):
+        t = time.perf_counter()
+        rec = records[step * batch:(step + 1) * batch]
+        hp = [(r, r[f"response_{r['better_response_id']}"], r[f"response_{1 - r['better_response_id']}"]) for r in rec]
+        sp = [(r, r[f"response_{r['safer_response_id']}"], r[f"response_{1 - r['safer_response_id']}"]) for r in rec]
+        with torch.no_grad():
+            rch, rrh = logps(ref, hp); rcs, rrs = logps(ref, sp)
+            hc, hr = scores(rh, rht, hp); sc, sr = scores(rs, rst, sp)
+        pch, prh = logps(policy, hp)                         # pass 1: helpful pair
+        pcs, prs = logps(policy, sp)                         # pass 2: harmless pair (the same responses again)
+        lh = dpo_loss(pch, prh, rch, rrh, beta_dynamic(hc - hr))[0].mean()
+        ls = dpo_loss(pcs, prs, rcs, rrs, beta_dynamic(sc - sr))[0].mean()
+        lam = lm.value
+        loss = (lh + lam * ls) / (1 + lam)
+        opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0); opt.step()
+        with torch.no_grad():
+            p = torch.softmax(torch.stack([pcs - rcs, prs - rrs], 1), 1)
+            lm.update(float((p * torch.stack([-sc, -sr], 1)).sum(1).mean()))
+        times.append(time.perf_counter() - t)
+    return times[warmup:]
+
+
+# ----------------------------------------------------------------------------------------------- driver
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--stack', default=str(HERE / '_work' / 'stack'), help='a pipeline output folder (data/ and models/) or where to build one')
+    ap.add_argument('--reps', type=int, default=3); ap.add_argument('--steps', type=int, default=20); ap.add_argument('--warmup', type=int, default=3)
+    ap.add_argument('--batch', type=int, default=16); ap.add_argument('--threads', type=int, default=2); ap.add_argument('--lr', type=float, default=1e-4)
+    ap.add_argument('--methods', default=','.join(METHODS)); ap.add_argument('--results', default=None, help='write a JSON of the raw results')
+    ap.add_argument('--worker', default=None, help=argparse.SUPPRESS); ap.add_argument('--out', default=None, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    os.environ.setdefault('HF_HUB_OFFLINE', '1')
+    stack = Path(a.stack)
+    if a.worker:
+        return worker(a.worker, stack, a.steps, a.warmup, a.batch, a.threads, a.lr, Path(a.out))
+    build_stack(stack, a.threads)
+    methods = a.methods.split(',')
+    res = {m: [] for m in methods}
+    env = {**os.environ, 'OMP_NUM_THREADS': str(a.threads), 'HF_HUB_OFFLINE': '1', 'TOKENIZERS_PARALLELISM': 'false'}
+    for rep in range(a.reps):
+        for m in methods:                                      # alternate the methods within each repetition
+            with tempfile.TemporaryDirectory() as d:
+                cmd = [sys.executable, __file__, '--worker', m, '--out', d, '--stack', str(stack), '--steps', str(a.steps),
+                       '--warmup', str(a.warmup), '--batch', str(a.batch), '--threads', str(a.threads), '--lr', str(a.lr)]
+                r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+                if r.returncode: print(f'{m} failed:\n{r.stderr[-3000:]}', file=sys.stderr); continue
+                res[m].append(json.load(open(Path(d) / 'result.json')))
+                x = res[m][-1]
+                print(f"rep {rep + 1} {m:<20} {x['records_per_s']:7.1f} records/s {x['tokens_per_s']:8.0f} tokens/s  peak RSS {x['peak_rss_mb']:6.0f} MB", flush=True)
+    import torch
+    print(f"\n{date.today()} | {platform.processor() or platform.machine()} | {os.cpu_count()} cores, {a.threads} threads | torch {torch.__version__} "
+          f"| batch {a.batch} records (2×{a.batch} sequences), max_length 128 | {a.steps} timed steps after {a.warmup} warm-up, {a.reps} repetitions\n")
+    med = lambda m, k: statistics.median([x[k] for x in res[m]]) if res[m] else float('nan')
+    spread = lambda m, k: (min(x[k] for x in res[m]), max(x[k] for x in res[m])) if res[m] else (float('nan'),) * 2
+    print('| method | records/s (median, min–max) | tokens/s (median) | peak RSS MB (median, min–max) |')
+    print('|---|---|---|---|')
+    for m in methods:
+        lo, hi = spread(m, 'records_per_s'); rlo, rhi = spread(m, 'peak_rss_mb')
+        print(f"| {m} | {med(m, 'records_per_s'):.1f} ({lo:.1f}–{hi:.1f}) | {med(m, 'tokens_per_s'):.0f} | {med(m, 'peak_rss_mb'):.0f} ({rlo:.0f}–{rhi:.0f}) |")
+    r31 = med('ours_safe_mm_dpo', 'records_per_s') / med('trl_precompute', 'records_per_s')
+    r34 = med('ours_safe_mm_dpo', 'records_per_s') / med('naive_safe_mm_dpo', 'records_per_s')
+    m31 = med('ours_safe_mm_dpo', 'peak_rss_mb') / med('trl_precompute', 'peak_rss_mb')
+    print(f"\nratio 3/1 (safe_mm_dpo vs TRL with precompute), records/s: {r31:.2f}   (goal ≥ 1.0)")
+    print(f"ratio 3/4 (safe_mm_dpo vs naive Safe-MM-DPO), records/s:  {r34:.2f}   (goal ≥ 2.0)")
+    print(f"peak RSS 3/1: {m31:.2f}   (goal ≤ 1.0)")
+    if a.results: json.dump({'results': res, 'args': vars(a)}, open(a.results, 'w'), indent=1)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
