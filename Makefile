@@ -28,7 +28,7 @@ pytest:
 
 ## readme: README.md from nbs/index.ipynb (nbdev_readme needs quarto; this needs only nbconvert)
 readme:
-	source $(BIN)/activate && jupyter nbconvert --to markdown --log-level WARN nbs/index.ipynb --output-dir . --output README
+	source $(BIN)/activate && .ci/readme
 
 ## sync-check: the exported package and README.md agree with the notebooks, and notebooks are clean
 sync-check:

@@ -158,3 +158,21 @@ def test_remote_code_is_not_run_unless_asked(tmp_path, capsys):
     with pytest.raises(Exception) as e:
         load_model(d)
     assert 'trust_remote_code' in str(e.value) and not marker.exists()
+
+
+def test_output_folder_blocked_by_a_file_is_a_clear_error(tmp_path, capsys):
+    blocker = tmp_path / 'runs'; blocker.write_text('a file where a folder should be')
+    code = main(['prepare-data', '--input', 'safetyworld', '--safetyworld_size', '200', '--output_dir', str(blocker / 'data')])
+    err = capsys.readouterr().err
+    assert code == 1 and 'could not write' in err and str(blocker) in err and 'Traceback' not in err
+
+
+def test_permission_denied_while_writing_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    "Root ignores chmod, so the refusal is injected where every file write ends: the atomic rename."
+    import safe_mm_dpo.core as C
+    def denied(src, dst): raise PermissionError(errno.EACCES, 'Permission denied')
+    monkeypatch.setattr(C.os, 'replace', denied)
+    code = main(['prepare-data', '--input', 'safetyworld', '--safetyworld_size', '200', '--output_dir', str(tmp_path / 'd')])
+    err = capsys.readouterr().err
+    assert code == 1 and 'could not write' in err and 'Permission denied' in err and 'Traceback' not in err
+    assert not list((tmp_path / 'd').rglob('*.tmp*'))                        # no temp files left behind

@@ -1,5 +1,5 @@
 "Safe-MM-DPO trainer: TRL cross-check, method presets, LoRA reference, estimators, 2 processes, kill and resume."
-import json, math, os, shutil, signal, socket, subprocess, sys, time
+import json, math, os, random, shutil, signal, socket, subprocess, sys, time
 from pathlib import Path
 
 import pytest
@@ -167,15 +167,16 @@ def test_sigkill_and_resume_is_bitwise_identical(tiny_stack, tmp_path):
     assert subprocess.run([EXE, 'train'] + cli_args(c), capture_output=True, env=env).returncode == 0
     k = {**c, 'output_dir': str(tmp_path / 'killed')}
     p = subprocess.Popen([EXE, 'train'] + cli_args(k), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    ck = tmp_path / 'killed' / 'checkpoints' / 'step_000006'
+    kill_at = random.choice([3, 6, 9])                                         # a random step (printed on failure)
+    ck = tmp_path / 'killed' / 'checkpoints' / f'step_{kill_at:06d}'
     t0 = time.time()
     while not ck.exists() and p.poll() is None and time.time() - t0 < 300: time.sleep(0.05)
     os.kill(p.pid, signal.SIGKILL); p.wait()
-    assert ck.exists() and not (tmp_path / 'killed' / 'train_metrics.json').exists()   # killed mid-run
+    assert ck.exists() and not (tmp_path / 'killed' / 'train_metrics.json').exists(), f'kill at {kill_at}'   # killed mid-run
     r = subprocess.run([EXE, 'train', '--resume'] + cli_args(k), capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     a, b = weights(tmp_path / 'full'), weights(tmp_path / 'killed')
-    for key in a: assert torch.equal(a[key], b[key]), key                  # bit-identical weights
+    for key in a: assert torch.equal(a[key], b[key]), (key, f'kill at {kill_at}')                  # bit-identical weights
     sa, sb = read_json(tmp_path / 'full' / 'train_metrics.json'), read_json(tmp_path / 'killed' / 'train_metrics.json')
     assert sa['lambda'] == sb['lambda'] and sa['J_C_hat'] == sb['J_C_hat']
     ta = torch.load(tmp_path / 'full' / 'checkpoints' / 'step_000012' / 'trainer_state.pt', weights_only=True)
