@@ -290,6 +290,10 @@ def _run_stage(name:str, cls, kw:dict, fp:str, p:PipelineConfig, log)->tuple[flo
 def run_pipeline(p:PipelineConfig)->dict:
     "Run the pipeline; return the per-stage timings and the report's table."
     log = get_logger()
+    if int(os.environ.get('WORLD_SIZE', '1')) > 1:
+        raise UserError('the pipeline runs its stages in one process; for several GPUs launch the training stages '
+                        '(train-sft, train-rm, train, distill train) with `accelerate launch`, each with its own config '
+                        '(see "Full scale" in the README), or run the pipeline without accelerate on one GPU')
     out = Path(p.output_dir)
     st = stage_configs(p)
     # fingerprints: a stage's resolved config (its own paths are inside it) + the fingerprints of what it reads

@@ -104,3 +104,9 @@ def test_mistral_dry_run_prints_plan_and_memory(tmp_path, capsys):
     gibs = [float(x) for x in re.findall(r'per GPU\): ([0-9.]+) GiB', out)]
     assert len(gibs) == 2 and 3 < gibs[1] < gibs[0] < 40                        # 8 GPUs need less each than 1
     assert not (tmp_path / 'm').exists()                                        # a dry run writes nothing
+
+
+def test_pipeline_under_several_processes_says_how_to_launch_stages(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv('WORLD_SIZE', '2')
+    assert main(['pipeline', '--output_dir', str(tmp_path / 'p')] + SMALL) == 1
+    assert 'accelerate launch' in capsys.readouterr().err and not (tmp_path / 'p').exists()
