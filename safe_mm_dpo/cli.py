@@ -213,7 +213,7 @@ def stage_configs(p:PipelineConfig)->dict:
     for spec in p.compare:
         name, method, kv = parse_variant(spec)
         preset_keys = {'w', 'lambda_init', 'lambda_lr'}          # a variant's method preset decides these unless it sets them
-        st[f'compare/{name}'] = (DPOConfig, dict({k: v for k, v in dpo.items() if k not in preset_keys}, method=method,
+        st[f'compare/{name}'] = (DPOConfig, dict({k: v for k, v in dpo.items() if k not in preset_keys | set(kv)}, method=method,
                                                  output_dir=str(M/'compare'/name), _overrides=kv), up)
     ev = dict(judge=p.judge, data_dir=str(out/'data'), split='test', helpful_rm=str(M/'helpful_rm'), harmless_cm=str(M/'harmless_cm'),
               max_new_tokens=p.eval_max_new_tokens, max_length=p.max_length, max_prompt_length=p.max_prompt_length, seed=p.seed,
@@ -253,7 +253,7 @@ def _stage_group(name:str)->str:
     if name in ('helpful_rm', 'harmless_cm'): return 'judges'
     return name
 
-# %% ../nbs/08_cli.ipynb 13
+# %% ../nbs/08_cli.ipynb 15
 def _run_stage(name:str, cls, kw:dict, fp:str, p:PipelineConfig, log)->tuple[float, str]:
     "Run one stage unless its outputs for the same inputs exist; (seconds, status)."
     from safe_mm_dpo.data import prepare_data
@@ -322,7 +322,7 @@ def run_pipeline(p:PipelineConfig)->dict:
     if report: print(f"[pipeline] report: {out/'report'/'report.md'}")
     return {'timings': timings, 'report': report}
 
-# %% ../nbs/08_cli.ipynb 15
+# %% ../nbs/08_cli.ipynb 17
 def _family(name:str, method:str|None)->str:
     return {'sft': 'SFT reference', 'student': 'distilled student'}.get(name, method or name)
 
@@ -385,7 +385,7 @@ def write_report(p:PipelineConfig, st:dict, timings:dict)->dict:
     write_json(rep/'summary.json', {'rows': rows, 'train': {n: {k: v for k, v in t.items() if k != 'final_metrics'} for n, t in train.items()}})
     return {'rows': rows}
 
-# %% ../nbs/08_cli.ipynb 17
+# %% ../nbs/08_cli.ipynb 19
 def _model_shape(p:PipelineConfig)->dict:
     "hidden, intermediate, layers, heads, kv heads, vocab, tied: from the model's config (local, Hub cache, or tiny)."
     if p.model_name_or_path == 'tiny':
