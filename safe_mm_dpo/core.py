@@ -204,6 +204,10 @@ def write_error(path, e:OSError)->WriteError:
     "A `WriteError` naming `path` and the system's reason (e.g. 'No space left on device')."
     return WriteError(f'could not write {path}: {e.strerror or e}')
 
+def _umask()->int:
+    "The process umask (read by setting it and putting it back)."
+    m = os.umask(0); os.umask(m); return m
+
 def atomic_write_text(path:str|Path, text:str)->Path:
     "Write `text` to `path` through a temp file + rename, so readers never see a partial file."
     p = Path(path)
@@ -211,6 +215,7 @@ def atomic_write_text(path:str|Path, text:str)->Path:
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f'.{p.name}.', suffix='.tmp')
+        os.fchmod(fd, 0o666 & ~_umask())                                    # mkstemp makes 0600; use the user's umask
         with os.fdopen(fd, 'w', encoding='utf-8') as f:
             f.write(text); f.flush(); os.fsync(f.fileno())
         os.replace(tmp, p)

@@ -348,13 +348,18 @@ def plot_frontier(rows:list[dict], ax=None, x:str='helpfulness', y:str='safety_r
     import matplotlib.pyplot as plt
     ax = ax or plt.subplots(figsize=(6, 4.5))[1]
     fams = sorted({r.get('family', r['name']) for r in rows})
-    cmap = plt.get_cmap('tab10')
-    for i, f in enumerate(fams):
+    cmap, marks = plt.get_cmap('tab10'), 'osD^vP*X'
+    for i, f in enumerate(fams):                                         # shapes and shrinking sizes keep stacked points visible
         pts = [r for r in rows if r.get('family', r['name']) == f]
-        ax.scatter([r[x] for r in pts], [r[y] for r in pts], color=cmap(i % 10), label=f, s=40, zorder=3)
-        for r in pts: ax.annotate(r['name'], (r[x], r[y]), fontsize=7, xytext=(3, 3), textcoords='offset points')
+        ax.scatter([r[x] for r in pts], [r[y] for r in pts], color=cmap(i % 10), marker=marks[i % len(marks)], label=f,
+                   s=110 - 60 * i / max(1, len(fams) - 1), zorder=3 + i, edgecolors='white', linewidths=0.6)
+    at = {}                                                               # one label per position: coincident models share it
+    for r in rows: at.setdefault((round(r[x], 6), round(r[y], 6)), []).append(r['name'])
+    for (px, py), names in at.items(): ax.annotate(', '.join(names), (px, py), fontsize=7, xytext=(5, 4), textcoords='offset points')
     pareto = sorted([r for r in rows if not any(o[x] >= r[x] and o[y] >= r[y] and (o[x] > r[x] or o[y] > r[y]) for o in rows)], key=lambda r: r[x])
-    ax.plot([r[x] for r in pareto], [r[y] for r in pareto], 'k--', lw=0.8, zorder=2, label='Pareto front')
+    ax.plot([r[x] for r in pareto], [r[y] for r in pareto], 'k--', lw=0.8, zorder=2, marker='o', ms=14, mfc='none', mec='k',
+            label='Pareto-optimal')
+    ax.margins(x=0.12, y=0.08)
     ax.set_xlabel(f'{x} (benign prompts, gold)'); ax.set_ylabel(f'{y} (harmful prompts, gold)'); ax.set_title(title)
     ax.legend(fontsize=7, loc='best'); ax.grid(alpha=0.3)
     return ax
