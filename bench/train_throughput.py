@@ -24,7 +24,13 @@ METHODS = ['trl_precompute', 'trl_ref_model', 'ours_dpo_helpful', 'ours_safe_mm_
 
 
 def peak_rss_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak RSS. VmHWM belongs to the address space, so it starts afresh at exec; ru_maxrss does not (a
+    worker started by a big parent would report the parent's peak)."""
+    try:
+        for line in open('/proc/self/status'):
+            if line.startswith('VmHWM:'): return int(line.split()[1]) / 1024
+    except OSError: pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != 'darwin' else 2**20)
 
 
 # ----------------------------------------------------------------------------------------------- the stack
@@ -48,7 +54,7 @@ def build_stack(d: Path, threads: int):
 
 # ----------------------------------------------------------------------------------------------- workers
 
-def worker(method: str, stack: Path, steps: int, warmup: int, batch: int, threads: int, lr: float, out: Path):
+def worker(method: str, stack: Path, steps: int, warmup: int, batch: int, threads: int, lr: float, out: Path, gc: bool = False):
     import torch
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -60,17 +66,17 @@ def worker(method: str, stack: Path, steps: int, warmup: int, batch: int, thread
     tokens_per_record = sum(len(encode(tok, r['prompt'], r[f'response_{i}']).input_ids) for r in records for i in (0, 1)) / len(records)
     rss0 = peak_rss_mb()
     if method.startswith('trl'):
-        times = run_trl(method, sft, records, steps, warmup, batch, threads, lr, out)
+        times = run_trl(method, sft, records, steps, warmup, batch, threads, lr, out, gc)
     elif method.startswith('ours'):
-        times = run_ours(method, stack, steps, warmup, batch, threads, lr, out)
+        times = run_ours(method, stack, steps, warmup, batch, threads, lr, out, gc)
     else:
-        times = run_naive(stack, records, steps, warmup, batch, lr)
+        times = run_naive(stack, records, steps, warmup, batch, lr, gc)
     t = statistics.median(times)
     json.dump({'method': method, 'step_seconds': t, 'records_per_s': batch / t, 'tokens_per_s': batch * tokens_per_record / t,
                'peak_rss_mb': peak_rss_mb(), 'rss_after_imports_mb': rss0, 'steps_timed': len(times)}, open(out / 'result.json', 'w'))
 
 
-def run_trl(method, sft, records, steps, warmup, batch, threads, lr, out):
+def run_trl(method, sft, records, steps, warmup, batch, threads, lr, out, gc):
     import datasets, trl
     from transformers import TrainerCallback
     from safe_mm_dpo.models import load_model, load_tokenizer
@@ -82,7 +88,7 @@ def run_trl(method, sft, records, steps, warmup, batch, threads, lr, out):
                          per_device_train_batch_size=batch, gradient_accumulation_steps=1, learning_rate=lr, lr_scheduler_type='constant',
                          max_steps=steps + warmup, max_length=128, bf16=False, use_cpu=True, report_to=[], logging_steps=10**6,
                          save_strategy='no', dataloader_num_workers=0, max_grad_norm=1.0, adam_beta1=0.9, adam_beta2=0.95, weight_decay=0.0,
-                         seed=0, disable_tqdm=True)
+                         seed=0, disable_tqdm=True, gradient_checkpointing=gc)   # TRL's default is True: set like the others
     times = []
 
     class Timer(TrainerCallback):
@@ -94,7 +100,7 @@ def run_trl(method, sft, records, steps, warmup, batch, threads, lr, out):
     return times[warmup:]
 
 
-def run_ours(method, stack, steps, warmup, batch, threads, lr, out):
+def run_ours(method, stack, steps, warmup, batch, threads, lr, out, gc):
     from safe_mm_dpo.core import load_config
     from safe_mm_dpo.trainer import DPOConfig, read_metrics, train_safe_mm_dpo
     m = 'dpo_helpful' if method == 'ours_dpo_helpful' else 'safe_mm_dpo'
@@ -102,13 +108,13 @@ def run_ours(method, stack, steps, warmup, batch, threads, lr, out):
                       helpful_rm=str(stack / 'models' / 'helpful_rm'), harmless_cm=str(stack / 'models' / 'harmless_cm'),
                       output_dir=str(out / 'run'), cache_dir=str(stack / 'cache'), max_steps=steps + warmup, batch_size=batch, lr=lr,
                       lr_schedule='constant', warmup_ratio=0.0, log_every=1, progress=False, num_threads=threads,
-                      save_epoch_models=False, threshold_relative=0.3, max_train_examples=batch * (steps + warmup))
+                      save_epoch_models=False, threshold_relative=0.3, max_train_examples=batch * (steps + warmup), gradient_checkpointing=gc)
     train_safe_mm_dpo(cfg)
     rows = [r for r in read_metrics(out / 'run') if 'train/step_seconds' in r]
     return [r['train/step_seconds'] for r in rows][warmup:]
 
 
-def run_naive(stack, records, steps, warmup, batch, lr):
+def run_naive(stack, records, steps, warmup, batch, lr, gc):
     "The original plan, literally: per step, the reference and both judges run, and the two DPO losses are two passes."
     import torch, torch.nn.functional as F
     from safe_mm_dpo.loss import LagrangeMultiplier, beta_dynamic, dpo_loss
@@ -117,6 +123,7 @@ def run_naive(stack, records, steps, warmup, batch, lr):
     from safe_mm_dpo.trainer import token_logps
     sft = stack / 'models' / 'sft'
     tok, policy = load_tokenizer(sft), load_model(sft)
+    if gc: policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={'use_reentrant': False}); policy.config.use_cache = False
     ref = load_model(sft, trainable=False)
     (rh, rht), (rs, rst) = load_judge(stack / 'models' / 'helpful_rm'), load_judge(stack / 'models' / 'harmless_cm')
     opt = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=lr, betas=(0.9, 0.95))
@@ -161,12 +168,13 @@ def main():
     ap.add_argument('--reps', type=int, default=3); ap.add_argument('--steps', type=int, default=20); ap.add_argument('--warmup', type=int, default=3)
     ap.add_argument('--batch', type=int, default=16); ap.add_argument('--threads', type=int, default=2); ap.add_argument('--lr', type=float, default=1e-4)
     ap.add_argument('--methods', default=','.join(METHODS)); ap.add_argument('--results', default=None, help='write a JSON of the raw results')
+    ap.add_argument('--gradient_checkpointing', type=int, default=0, help='1: activation checkpointing in every method (TRL turns it on by default)')
     ap.add_argument('--worker', default=None, help=argparse.SUPPRESS); ap.add_argument('--out', default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
     os.environ.setdefault('HF_HUB_OFFLINE', '1')
     stack = Path(a.stack)
     if a.worker:
-        return worker(a.worker, stack, a.steps, a.warmup, a.batch, a.threads, a.lr, Path(a.out))
+        return worker(a.worker, stack, a.steps, a.warmup, a.batch, a.threads, a.lr, Path(a.out), bool(a.gradient_checkpointing))
     build_stack(stack, a.threads)
     methods = a.methods.split(',')
     res = {m: [] for m in methods}
@@ -175,7 +183,8 @@ def main():
         for m in methods:                                      # alternate the methods within each repetition
             with tempfile.TemporaryDirectory() as d:
                 cmd = [sys.executable, __file__, '--worker', m, '--out', d, '--stack', str(stack), '--steps', str(a.steps),
-                       '--warmup', str(a.warmup), '--batch', str(a.batch), '--threads', str(a.threads), '--lr', str(a.lr)]
+                       '--warmup', str(a.warmup), '--batch', str(a.batch), '--threads', str(a.threads), '--lr', str(a.lr),
+                       '--gradient_checkpointing', str(a.gradient_checkpointing)]
                 r = subprocess.run(cmd, env=env, capture_output=True, text=True)
                 if r.returncode: print(f'{m} failed:\n{r.stderr[-3000:]}', file=sys.stderr); continue
                 res[m].append(json.load(open(Path(d) / 'result.json')))
@@ -183,7 +192,8 @@ def main():
                 print(f"rep {rep + 1} {m:<20} {x['records_per_s']:7.1f} records/s {x['tokens_per_s']:8.0f} tokens/s  peak RSS {x['peak_rss_mb']:6.0f} MB", flush=True)
     import torch
     print(f"\n{date.today()} | {platform.processor() or platform.machine()} | {os.cpu_count()} cores, {a.threads} threads | torch {torch.__version__} "
-          f"| batch {a.batch} records (2×{a.batch} sequences), max_length 128 | {a.steps} timed steps after {a.warmup} warm-up, {a.reps} repetitions\n")
+          f"| batch {a.batch} records (2×{a.batch} sequences), max_length 128 | activation checkpointing {'on' if a.gradient_checkpointing else 'off'} "
+          f"| {a.steps} timed steps after {a.warmup} warm-up, {a.reps} repetitions\n")
     med = lambda m, k: statistics.median([x[k] for x in res[m]]) if res[m] else float('nan')
     spread = lambda m, k: (min(x[k] for x in res[m]), max(x[k] for x in res[m])) if res[m] else (float('nan'),) * 2
     print('| method | records/s (median, min–max) | tokens/s (median) | peak RSS MB (median, min–max) |')

@@ -21,8 +21,8 @@ from .training import (ModelArgs, TrainArgs, make_accelerator, no_hf_progress, s
 # %% auto 0
 __all__ = ['SPECIAL_TOKENS', 'ROLE_TOKENS', 'CHAT_TEMPLATE', 'train_tokenizer', 'TinyArgs', 'tiny_mistral', 'bootstrap_tiny',
            'check_model_path', 'load_tokenizer', 'load_model', 'Encoded', 'end_token_id', 'prompt_ids', 'encode',
-           'collate', 'response_logps', 'generate', 'SFTConfig', 'sft_examples', 'resolve_base_model', 'sft_loss_fn',
-           'train_sft', 'gold_report']
+           'collate', 'token_logps', 'response_logps', 'generate', 'SFTConfig', 'sft_examples', 'resolve_base_model',
+           'sft_loss_fn', 'train_sft', 'gold_report']
 
 # %% ../nbs/02_models.ipynb 5
 SPECIAL_TOKENS = {'pad_token': '<pad>', 'bos_token': '<s>', 'eos_token': '</s>', 'unk_token': '<unk>'}
@@ -217,12 +217,21 @@ def collate(encs:list[Encoded], pad_id:int, device=None)->dict:
     out = {'input_ids': ids, 'attention_mask': mask, 'labels': labels}
     return {k: v.to(device) for k, v in out.items()} if device is not None else out
 
+def token_logps(logits:torch.Tensor, labels:torch.Tensor)->tuple[torch.Tensor, torch.Tensor]:
+    "Per-token log π of the label tokens (B,T-1), zero off the response, and the response mask (B,T-1)."
+    # log π(y) = logit(y) − logsumexp(logits), the logsumexp one sequence at a time: no second (B,T,V) tensor is made
+    # in the forward pass or kept for the backward one (log_softmax would do both), which is most of a step's memory
+    # at a large vocabulary.
+    logits, labels = logits[:, :-1], labels[:, 1:]
+    mask = labels != -100
+    picked = torch.gather(logits, 2, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1).float()
+    lse = torch.stack([row.float().logsumexp(-1) for row in logits])
+    return (picked - lse) * mask, mask
+
 def response_logps(logits:torch.Tensor, labels:torch.Tensor)->tuple[torch.Tensor, torch.Tensor]:
     "Sum of log π(response token) per sequence and the number of response tokens. logits (B,T,V), labels (B,T)."
-    logits, labels = logits[:, :-1].float(), labels[:, 1:]
-    mask = labels != -100
-    lp = torch.gather(logits.log_softmax(-1), 2, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-    return (lp * mask).sum(-1), mask.sum(-1)
+    lp, mask = token_logps(logits, labels)
+    return lp.sum(-1), mask.sum(-1)
 
 # %% ../nbs/02_models.ipynb 15
 @torch.no_grad()

@@ -15,13 +15,13 @@ from tqdm.auto import tqdm
 from .core import ConfigError, UserError, cfg_field, fingerprint, get_logger, seed_everything, write_json, read_json
 from .data import load_split
 from .training import ModelArgs, TrainArgs, make_accelerator, save_model, start_run, train_loop
-from .models import collate, encode, load_model, load_tokenizer, Encoded
+from .models import collate, encode, load_model, load_tokenizer, token_logps, Encoded
 from .reward import load_judge, score_records
 from .loss import LagrangeMultiplier, cost_range, implicit_cost, kl_k3, safe_mm_dpo_loss, generated_cost
 
 # %% auto 0
-__all__ = ['PRESETS', 'DPOConfig', 'token_logps', 'sequence_logps', 'Precomputed', 'precompute', 'margins_and_costs',
-           'train_safe_mm_dpo', 'read_metrics', 'plot_training']
+__all__ = ['PRESETS', 'DPOConfig', 'sequence_logps', 'Precomputed', 'precompute', 'margins_and_costs', 'train_safe_mm_dpo',
+           'read_metrics', 'plot_training']
 
 # %% ../nbs/05_trainer.ipynb 6
 PRESETS = {
@@ -82,13 +82,6 @@ class DPOConfig(ModelArgs, TrainArgs):
             raise ConfigError("config key 'threshold_relative' must be in [0, 1]")
 
 # %% ../nbs/05_trainer.ipynb 9
-def token_logps(logits:torch.Tensor, labels:torch.Tensor)->tuple[torch.Tensor, torch.Tensor]:
-    "Per-token log π of the label tokens (B,T-1) and the response mask (B,T-1)."
-    logits, labels = logits[:, :-1].float(), labels[:, 1:]
-    mask = labels != -100
-    lp = torch.gather(logits.log_softmax(-1), 2, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-    return lp * mask, mask
-
 @torch.no_grad()
 def sequence_logps(model, tokenizer, encs:list[Encoded], batch_size:int=64, per_token:bool=False,
                    progress:bool=False, desc:str='log-probs'):
