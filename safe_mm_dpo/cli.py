@@ -149,7 +149,7 @@ class PipelineConfig(TinyArgs):
     # distillation
     distill_best_of_n: int = cfg_field(1, 'teacher candidates per answer (> 1: judges pick)')
     distill_num_samples: int = cfg_field(1, 'teacher answers per prompt')
-    distill_epochs: int = cfg_field(8, 'student epochs'); distill_lr: float = cfg_field(2e-3, 'student learning rate')
+    distill_epochs: int = cfg_field(40, 'student epochs'); distill_lr: float = cfg_field(2e-3, 'student learning rate')
     student_model_name_or_path: str = cfg_field('tiny', "student ('tiny': a smaller tiny Mistral)")
     student_hidden_size: int = cfg_field(128, 'tiny student hidden size'); student_layers: int = cfg_field(2, 'tiny student layers')
     student_intermediate_size: int = cfg_field(352, 'tiny student MLP size')
