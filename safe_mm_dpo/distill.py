@@ -7,7 +7,7 @@ from __future__ import annotations
 import json, os, time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional   # Literal: annotations of the inherited SFTConfig fields (show_doc evaluates them)
 
 import torch
 from tqdm.auto import tqdm
