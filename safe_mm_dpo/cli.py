@@ -367,7 +367,7 @@ def write_report(p:PipelineConfig, st:dict, timings:dict)->dict:
             lines += ['![reward vs cost](reward_cost.png)', '']
     if dirs:
         fig = plot_training({n: d for n, d in dirs.items()}, threshold={n: t['threshold'] for n, t in train.items()})
-        fig.savefig(rep/'training_curves.png', dpi=110); plt.close(fig)
+        fig.savefig(rep/'training_curves.png', dpi=110, bbox_inches='tight'); plt.close(fig)
         lines += ['## Training', '', '![training curves](training_curves.png)', '']
     if 'student' in evals and 'aligned' in evals and 'gold' in evals['student']['judges']:
         s, t = evals['student']['judges']['gold']['model'], evals['aligned']['judges']['gold']['model']

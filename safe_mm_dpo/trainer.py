@@ -21,7 +21,7 @@ from .loss import LagrangeMultiplier, cost_range, implicit_cost, kl_k3, safe_mm_
 
 # %% auto 0
 __all__ = ['PRESETS', 'DPOConfig', 'sequence_logps', 'Precomputed', 'precompute', 'margins_and_costs', 'train_safe_mm_dpo',
-           'read_metrics', 'plot_training']
+           'read_metrics', 'smooth_curve', 'plot_training']
 
 # %% ../nbs/05_trainer.ipynb 6
 PRESETS = {
@@ -291,21 +291,33 @@ def read_metrics(run_dir:str|Path)->list[dict]:
     "The rows of a run's `metrics.jsonl`."
     return [json.loads(l) for l in open(Path(run_dir)/'metrics.jsonl') if l.strip()]
 
+def smooth_curve(ys, k:int=5):
+    "Centred moving average over `k` points that averages only the points it has (no zero padding at the ends, NaN skipped)."
+    import numpy as np
+    ys = np.asarray(ys, dtype=float)
+    if k <= 1 or len(ys) <= k: return ys
+    ok = np.isfinite(ys); w = np.ones(k)
+    num, den = np.convolve(np.where(ok, ys, 0.0), w, mode='same'), np.convolve(ok.astype(float), w, mode='same')
+    return np.where(ok, num / np.maximum(den, 1), np.nan)
+
 def plot_training(run_dirs:dict, keys=('train/loss_H', 'train/loss_S', 'train/lambda', 'train/J_C', 'train/beta_H', 'train/reward_acc_S'),
                   threshold:dict|None=None, smooth:int=5):
     "Training curves of one or more runs (`{label: run_dir}`), one panel per metric; J_C panels show the threshold."
     import matplotlib.pyplot as plt
     import numpy as np
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 2.8))
-    for label, d in run_dirs.items():
+    cols = min(3, len(keys)); nrows = -(-len(keys) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.0 * nrows), squeeze=False)
+    axes = axes.ravel()
+    colors = plt.get_cmap('tab10' if len(run_dirs) <= 10 else 'tab20').colors
+    for (label, d), c in zip(run_dirs.items(), colors * 3):
         rows = [r for r in read_metrics(d) if 'train/loss' in r]
         for ax, k in zip(axes, keys):
             xs = [r['step'] for r in rows if k in r]; ys = np.array([r[k] for r in rows if k in r], dtype=float)
             if k == 'train/lambda': ys = np.where(ys < 0, np.nan, ys)                 # -1 stands for λ = ∞
-            if smooth > 1 and len(ys) > smooth: ys = np.convolve(ys, np.ones(smooth) / smooth, mode='same')
-            ax.plot(xs, ys, label=label)
-            if k == 'train/J_C' and threshold and label in threshold: ax.axhline(threshold[label], ls='--', lw=0.8, color=ax.lines[-1].get_color())
-    for ax, k in zip(axes, keys): ax.set_title(k.split('/')[-1]); ax.set_xlabel('step')
-    axes[0].legend(fontsize=7)
+            ax.plot(xs, smooth_curve(ys, smooth), label=label, color=c, lw=1.2)
+            if k == 'train/J_C' and threshold and label in threshold: ax.axhline(threshold[label], ls='--', lw=0.8, color=c)
+    for ax, k in zip(axes, keys): ax.set_title(k.split('/')[-1] + (' (dashed: thresholds)' if k == 'train/J_C' and threshold else '')); ax.set_xlabel('step'); ax.grid(alpha=0.3)
+    for ax in axes[len(keys):]: ax.axis('off')
+    fig.legend(*axes[0].get_legend_handles_labels(), loc='center left', bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
     plt.tight_layout()
     return fig
