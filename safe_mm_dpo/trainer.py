@@ -172,15 +172,27 @@ def margins_and_costs(records:list[dict], pre:Precomputed, norm:str='none', stds
     return better, safer, d_h, d_s, -ss, (sd_h, sd_s)
 
 # %% ../nbs/05_trainer.ipynb 15
+def _reset_peak_memory(device):
+    "Start counting the peak afresh, so a run inside a longer process (the pipeline) reports its own peak."
+    if device.type == 'cuda': torch.cuda.reset_peak_memory_stats(device); return
+    try: Path('/proc/self/clear_refs').write_text('5')                       # Linux: resets VmHWM of this process
+    except OSError: pass
+
 def _peak_memory_mb(device)->float:
+    "Peak memory since `_reset_peak_memory`: allocated CUDA memory, or this process's peak RSS on CPU."
     if device.type == 'cuda': return torch.cuda.max_memory_allocated(device) / 2**20
-    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    try:
+        for line in open('/proc/self/status'):
+            if line.startswith('VmHWM:'): return int(line.split()[1]) / 1024
+    except OSError: pass
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss                   # elsewhere: the process's lifetime peak
     return kb / 1024 if sys.platform != 'darwin' else kb / 2**20
 
 def train_safe_mm_dpo(cfg:DPOConfig)->dict:
     "Run Safe-MM-DPO (or one of its special cases) and save the aligned policy; return the summary metrics."
     log = get_logger()
     acc = make_accelerator(cfg)
+    _reset_peak_memory(acc.device)
     out, ckpt = start_run(cfg, cfg.output_dir, acc)
     seed_everything(cfg.seed)
     train = load_split(cfg.data_dir, 'train')
@@ -286,7 +298,7 @@ def train_safe_mm_dpo(cfg:DPOConfig)->dict:
     acc.wait_for_everyone()
     return summary
 
-# %% ../nbs/05_trainer.ipynb 17
+# %% ../nbs/05_trainer.ipynb 19
 def read_metrics(run_dir:str|Path)->list[dict]:
     "The rows of a run's `metrics.jsonl`."
     return [json.loads(l) for l in open(Path(run_dir)/'metrics.jsonl') if l.strip()]
