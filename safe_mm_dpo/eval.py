@@ -355,7 +355,13 @@ def plot_frontier(rows:list[dict], ax=None, x:str='helpfulness', y:str='safety_r
                    s=110 - 60 * i / max(1, len(fams) - 1), zorder=3 + i, edgecolors='white', linewidths=0.6)
     at = {}                                                               # one label per position: coincident models share it
     for r in rows: at.setdefault((round(r[x], 6), round(r[y], 6)), []).append(r['name'])
-    for (px, py), names in at.items(): ax.annotate(', '.join(names), (px, py), fontsize=7, xytext=(5, 4), textcoords='offset points')
+    xr = (max(r[x] for r in rows) - min(r[x] for r in rows)) or 1.0; yr = (max(r[y] for r in rows) - min(r[y] for r in rows)) or 1.0
+    placed = []                                                           # labels of nearby points are stacked, not overlapped
+    for (px, py), names in sorted(at.items(), key=lambda kv: (-kv[0][1], kv[0][0])):
+        dy = 4
+        while any(abs(px - qx) / xr < 0.25 and abs((py - qy) / yr * 300 + (dy - qdy)) < 9 for qx, qy, qdy in placed): dy -= 9
+        placed.append((px, py, dy))
+        ax.annotate(', '.join(names), (px, py), fontsize=7, xytext=(5, dy), textcoords='offset points')
     pareto = sorted([r for r in rows if not any(o[x] >= r[x] and o[y] >= r[y] and (o[x] > r[x] or o[y] > r[y]) for o in rows)], key=lambda r: r[x])
     ax.plot([r[x] for r in pareto], [r[y] for r in pareto], 'k--', lw=0.8, zorder=2, marker='o', ms=14, mfc='none', mec='k',
             label='Pareto-optimal')
