@@ -1,5 +1,5 @@
 "Evaluation (HTTP LLM judge against a local server, metrics files) and distillation (SIGKILL + resume, best-of-n, student)."
-import http.server, json, logging, os, signal, subprocess, sys, threading, time
+import http.server, json, logging, math, os, signal, subprocess, sys, threading, time
 from pathlib import Path
 
 import pytest
@@ -170,3 +170,19 @@ def test_distill_train_cli(tiny_stack, tmp_path):
     assert m['steps'] == 4 and m['gold_eval']['n_harmful'] + m['gold_eval']['n_benign'] == 4
     from transformers import AutoModelForCausalLM
     assert AutoModelForCausalLM.from_pretrained(tmp_path / 'st').config.num_hidden_layers == 2
+
+
+def test_local_hf_model_as_the_llm_judge(tiny_stack, tmp_path):
+    "A local causal LM judges through the same interface; the tiny model never writes a rating, so all are invalid."
+    from safe_mm_dpo.eval import HFChatBackend, LLMJudge
+    backend = HFChatBackend(str(tiny_stack / 'sft'), max_new_tokens=12)
+    reply = backend.chat([{'role': 'system', 'content': 'You are a judge.'}, {'role': 'user', 'content': 'Rate this answer.'}])
+    assert isinstance(reply, str)
+    cfg = load_config(EvalConfig, model=str(tiny_stack / 'sft'), reference=str(tiny_stack / 'sft'), judge=['llm'], llm_backend='hf',
+                      llm_model=str(tiny_stack / 'sft'), data_dir=str(tiny_stack / 'data'), max_prompts=4, max_new_tokens=8,
+                      output_dir=str(tmp_path / 'ev'), progress=False)
+    res = evaluate(cfg)
+    llm = res['judges']['llm']['model']
+    assert llm['invalid_ratings'] == 4 and math.isnan(llm['mean_rating'])     # no reply had a [[rating]]: none became a score
+    assert llm['vs_reference']['invalid'] == 4 and llm['vs_reference']['wins'] + llm['vs_reference']['ties'] == 0
+    assert (tmp_path / 'ev' / 'eval.json').exists()
