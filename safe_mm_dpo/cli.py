@@ -84,11 +84,12 @@ from dataclasses import dataclass, asdict
 from typing import Literal, Optional
 from .core import cfg_field, fingerprint, load_config, read_json, write_json, save_config, get_logger, atomic_write_text
 from .models import TinyArgs
+from .training import ModelArgs
 
 STAGES = ('data', 'sft', 'judges', 'align', 'eval', 'distill', 'report')
 
 @dataclass
-class PipelineConfig(TinyArgs):
+class PipelineConfig(ModelArgs, TinyArgs):
     "Options of `safe-mm-dpo pipeline` (every stage's keys, prefixed by stage)."
     output_dir: str = cfg_field('outputs/pipeline', 'where every stage writes')
     overwrite: bool = cfg_field(False, 'replace stages made with different inputs')
@@ -106,16 +107,8 @@ class PipelineConfig(TinyArgs):
     test_ratio: float = cfg_field(0.2, 'share of prompts in test (the evaluation prompts)')
     max_records: Optional[int] = cfg_field(None, 'keep the first N records')
     skip_invalid: bool = cfg_field(False, 'skip and count bad input rows')
-    # models and hardware (shared)
+    # models and hardware (shared; dtype, LoRA, 4/8-bit and gradient checkpointing come from ModelArgs)
     model_name_or_path: str = cfg_field('tiny', "base model of the SFT stage ('tiny' bootstraps the embedded one)")
-    dtype: Literal['auto', 'float32', 'bfloat16', 'float16'] = cfg_field('float32', 'weights dtype')
-    trust_remote_code: bool = cfg_field(False, 'allow model code from the Hub')
-    lora_r: int = cfg_field(0, 'LoRA rank for every trained model (0: full fine-tuning)')
-    lora_alpha: int = cfg_field(16, 'LoRA alpha')
-    lora_target_modules: list[str] = cfg_field(['q_proj', 'k_proj', 'v_proj', 'o_proj'], 'LoRA targets')
-    load_in_4bit: bool = cfg_field(False, 'QLoRA (CUDA)')
-    load_in_8bit: bool = cfg_field(False, '8-bit base weights (CUDA)')
-    gradient_checkpointing: bool = cfg_field(False, 'trade compute for memory')
     mixed_precision: Literal['no', 'bf16', 'fp16'] = cfg_field('no', 'autocast precision (GPU)')
     device: Literal['auto', 'cpu', 'cuda'] = cfg_field('auto', 'device')
     num_threads: Optional[int] = cfg_field(None, 'torch CPU threads')
@@ -173,9 +166,8 @@ def parse_variant(spec:str)->tuple[str, str, dict]:
 
 # %% ../nbs/08_cli.ipynb 12
 def _model_args(p:PipelineConfig)->dict:
-    return dict(dtype=p.dtype, trust_remote_code=p.trust_remote_code, lora_r=p.lora_r, lora_alpha=p.lora_alpha,
-                lora_target_modules=p.lora_target_modules, load_in_4bit=p.load_in_4bit, load_in_8bit=p.load_in_8bit,
-                gradient_checkpointing=p.gradient_checkpointing)
+    "How every trained model is loaded: the pipeline's `ModelArgs` (each stage sets its own `model_name_or_path`)."
+    return {k: getattr(p, k) for k in ModelArgs.__dataclass_fields__ if k != 'model_name_or_path'}
 
 def _train_args(p:PipelineConfig, out:Path)->dict:
     return dict(data_dir=str(out/'data'), seed=p.seed, mixed_precision=p.mixed_precision, device=p.device, num_threads=p.num_threads,
