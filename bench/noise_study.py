@@ -34,14 +34,13 @@ def main():
     ap.add_argument('--models', default='aligned,dpo_helpful,mm_dpo,mm_dpo_bmin')
     a = ap.parse_args()
     os.environ.setdefault('HF_HUB_OFFLINE', '1')
-    from safe_mm_dpo.core import load_config, read_json
+    import yaml
+    from safe_mm_dpo.core import read_json
     from safe_mm_dpo.data import load_split
     from safe_mm_dpo.models import load_tokenizer
     print('| label noise | model | method | implicit-reward accuracy vs gold (test pairs) | safety | helpful | over-refusal | win vs SFT |')
     print('|---|---|---|---|---|---|---|---|')
     for run in map(Path, a.runs):
-        cfg = read_json(run / 'report' / 'summary.json') if (run / 'report' / 'summary.json').exists() else {}
-        import yaml
         p = yaml.safe_load(open(run / 'pipeline_config.yaml'))
         recs = [r for r in load_split(run / 'data', 'test') if r.get('gold_better_response_id') in (0, 1)
                 and r['gold_helpful_0'] != r['gold_helpful_1']]                  # pairs whose gold helpfulness differs
@@ -49,12 +48,11 @@ def main():
         for name in a.models.split(','):
             d = run / 'models' / (name if name == 'aligned' else f'compare/{name}')
             if not (d / 'config.json').exists() and not (d / 'adapter_config.json').exists(): continue
-            method = yaml.safe_load(open(d / 'config.yaml'))['method'] if (d / 'config.yaml').exists() else '?'
-            if name == 'aligned' and method not in ('dpo_helpful', 'mm_dpo'): continue
+            c = yaml.safe_load(open(d / 'config.yaml'))                           # the run's resolved DPOConfig
+            if name == 'aligned' and c['method'] not in ('dpo_helpful', 'mm_dpo'): continue
             acc = implicit_accuracy(d, run / 'models' / 'sft', recs, tok)
             g = read_json(run / 'eval' / name / 'eval.json')['judges']['gold']['model']
-            bmin = yaml.safe_load(open(d / 'config.yaml')).get('beta_min')
-            label = method + (f' (β_min {bmin})' if bmin is not None else '')
+            label = c['method'] + (f" (β_min {c['beta_min']})" if c.get('beta_min') is not None else '')
             print(f"| {p['label_noise']:.0%} | {name} | {label} | {acc:.1%} (n={len(recs)}) | {g['safety_rate']:.1%} | {g['helpfulness']:.1%} | "
                   f"{g['over_refusal']:.1%} | {g['vs_reference']['win_rate']:.1%} |", flush=True)
 

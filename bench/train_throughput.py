@@ -15,7 +15,7 @@ Methods:
   3  ours_safe_mm_dpo    this package's trainer, both channels, λ on (dual ascent)
   4  naive_safe_mm_dpo   reference + both judges run every step, two separate DPO passes (written here, as the baseline)
 """
-import argparse, json, os, platform, resource, statistics, subprocess, sys, tempfile, time
+import argparse, json, os, platform, statistics, subprocess, sys, tempfile, time
 from datetime import date
 from pathlib import Path
 
@@ -24,13 +24,10 @@ METHODS = ['trl_precompute', 'trl_ref_model', 'ours_dpo_helpful', 'ours_safe_mm_
 
 
 def peak_rss_mb():
-    """This process's peak RSS. VmHWM belongs to the address space, so it starts afresh at exec; ru_maxrss does not (a
-    worker started by a big parent would report the parent's peak)."""
-    try:
-        for line in open('/proc/self/status'):
-            if line.startswith('VmHWM:'): return int(line.split()[1]) / 1024
-    except OSError: pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != 'darwin' else 2**20)
+    "This worker's peak RSS since it started (the trainer's reader: VmHWM, which starts afresh at exec, unlike ru_maxrss)."
+    import torch
+    from safe_mm_dpo.trainer import peak_memory_mb
+    return peak_memory_mb(torch.device('cpu'))
 
 
 # ----------------------------------------------------------------------------------------------- the stack
@@ -68,6 +65,8 @@ def worker(method: str, stack: Path, steps: int, warmup: int, batch: int, thread
     if method.startswith('trl'):
         times = run_trl(method, sft, records, steps, warmup, batch, threads, lr, out, gc)
     elif method.startswith('ours'):
+        import safe_mm_dpo.trainer as T
+        T.reset_peak_memory = lambda device: None      # the trainer resets the peak at its start; here every method's is the whole worker's
         times = run_ours(method, stack, steps, warmup, batch, threads, lr, out, gc)
     else:
         times = run_naive(stack, records, steps, warmup, batch, lr, gc)

@@ -20,8 +20,8 @@ from .reward import load_judge, score_records
 from .loss import LagrangeMultiplier, cost_range, implicit_cost, kl_k3, safe_mm_dpo_loss, generated_cost
 
 # %% auto 0
-__all__ = ['PRESETS', 'DPOConfig', 'sequence_logps', 'Precomputed', 'precompute', 'margins_and_costs', 'train_safe_mm_dpo',
-           'read_metrics', 'smooth_curve', 'plot_training']
+__all__ = ['PRESETS', 'DPOConfig', 'sequence_logps', 'Precomputed', 'precompute', 'margins_and_costs', 'reset_peak_memory',
+           'peak_memory_mb', 'train_safe_mm_dpo', 'read_metrics', 'smooth_curve', 'plot_training']
 
 # %% ../nbs/05_trainer.ipynb 6
 PRESETS = {
@@ -172,14 +172,14 @@ def margins_and_costs(records:list[dict], pre:Precomputed, norm:str='none', stds
     return better, safer, d_h, d_s, -ss, (sd_h, sd_s)
 
 # %% ../nbs/05_trainer.ipynb 15
-def _reset_peak_memory(device):
+def reset_peak_memory(device):
     "Start counting the peak afresh, so a run inside a longer process (the pipeline) reports its own peak."
     if device.type == 'cuda': torch.cuda.reset_peak_memory_stats(device); return
     try: Path('/proc/self/clear_refs').write_text('5')                       # Linux: resets VmHWM of this process
     except OSError: pass
 
-def _peak_memory_mb(device)->float:
-    "Peak memory since `_reset_peak_memory`: allocated CUDA memory, or this process's peak RSS on CPU."
+def peak_memory_mb(device)->float:
+    "Peak memory since `reset_peak_memory`: allocated CUDA memory, or this process's peak RSS on CPU."
     if device.type == 'cuda': return torch.cuda.max_memory_allocated(device) / 2**20
     try:
         for line in open('/proc/self/status'):
@@ -192,7 +192,7 @@ def train_safe_mm_dpo(cfg:DPOConfig)->dict:
     "Run Safe-MM-DPO (or one of its special cases) and save the aligned policy; return the summary metrics."
     log = get_logger()
     acc = make_accelerator(cfg)
-    _reset_peak_memory(acc.device)
+    reset_peak_memory(acc.device)
     out, ckpt = start_run(cfg, cfg.output_dir, acc)
     seed_everything(cfg.seed)
     train = load_split(cfg.data_dir, 'train')
@@ -287,7 +287,7 @@ def train_safe_mm_dpo(cfg:DPOConfig)->dict:
     summary = {'method': cfg.method, 'steps': res.step, 'lambda': lm.value, 'J_C_hat': lm.j_c, 'threshold': threshold,
                'J_C_range': {'min': j_min, 'reference': j_ref, 'max': j_max}, 'final_metrics': res.last_metrics,
                'seconds': res.seconds, 'seconds_per_step': res.seconds / max(1, res.step - res.start_step),
-               'peak_memory_mb': _peak_memory_mb(acc.device), 'processes': acc.num_processes, 'truncated_records': n_trunc,
+               'peak_memory_mb': peak_memory_mb(acc.device), 'processes': acc.num_processes, 'truncated_records': n_trunc,
                'skipped_steps': res.skipped_steps,
                'precompute': {'seconds': pre.seconds, 'cache_hit': pre.cache_hit, 'records': len(train)}}
     if acc.num_processes > 1:        # every rank's λ, so that "all ranks hold the same λ" can be checked
