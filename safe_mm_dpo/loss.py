@@ -62,7 +62,7 @@ def kl_k3(policy_token_logps:Tensor,  # log π_θ per token, (B,T)
 def safe_mm_dpo_loss(policy_logps:Tensor,     # log π_θ(y_i|x) of (y_0, y_1), (B,2)
                      ref_logps:Tensor,        # log π_ref(y_i|x), (B,2)
                      better_id:Tensor,        # helpful preference, (B,) in {0, 1}; -1: no helpful label
-                     safer_id:Tensor,         # harmless preference, (B,) in {0, 1}
+                     safer_id:Tensor,         # harmless preference, (B,) in {0, 1}; -1: no harmless label (hh-rlhf helpful-base)
                      helpful_margin:Tensor,   # δ_H from the Helpful RM, (B,)
                      harmless_margin:Tensor,  # δ_S from the cost model, (B,)
                      lambda_:float,           # the Lagrange multiplier (math.inf: harmless channel only)
@@ -71,20 +71,20 @@ def safe_mm_dpo_loss(policy_logps:Tensor,     # log π_θ(y_i|x) of (y_0, y_1), 
                      kl_coef:float=0.0,
                      )->tuple[Tensor, dict]:  # per-record losses (B,) and the batch metrics
     "Per-record Safe-MM-DPO losses (L_H + λ·L_S)/(1+λ) + kl_coef·KL, and metrics of both channels."
-    has_h = (better_id >= 0).float()
+    has_h, has_s = (better_id >= 0).float(), (safer_id >= 0).float()
     beta_h, beta_s = beta_dynamic(helpful_margin, beta, w, k, beta_min), beta_dynamic(harmless_margin, beta, w, k, beta_min)
     loss_h, rch, rrh = dpo_loss(*pick(policy_logps, better_id), *pick(ref_logps, better_id), beta_h)
     loss_s, rcs, rrs = dpo_loss(*pick(policy_logps, safer_id), *pick(ref_logps, safer_id), beta_s)
-    loss_h = loss_h * has_h
+    loss_h, loss_s = loss_h * has_h, loss_s * has_s
     losses = loss_s if math.isinf(lambda_) else (loss_h + lambda_ * loss_s) / (1 + lambda_)
     if kl is not None and kl_coef: losses = losses + kl_coef * kl
-    n_h = has_h.sum().clamp(min=1)
-    metrics = {
-        'loss_H': loss_h.sum().detach() / n_h, 'loss_S': loss_s.mean().detach(),
-        'beta_H': (beta_h * has_h).sum() / n_h, 'beta_S': beta_s.mean(),
-        'margin_H': (helpful_margin.float() * has_h).sum() / n_h, 'margin_S': harmless_margin.float().mean(),
-        'reward_acc_H': ((rch > rrh).float() * has_h).sum() / n_h, 'reward_acc_S': (rcs > rrs).float().mean(),
-        'reward_margin_H': ((rch - rrh) * has_h).sum() / n_h, 'reward_margin_S': (rcs - rrs).mean(),
+    n_h, n_s = has_h.sum().clamp(min=1), has_s.sum().clamp(min=1)
+    metrics = {                                       # each channel averaged over the records that carry its label
+        'loss_H': loss_h.sum().detach() / n_h, 'loss_S': loss_s.sum().detach() / n_s,
+        'beta_H': (beta_h * has_h).sum() / n_h, 'beta_S': (beta_s * has_s).sum() / n_s,
+        'margin_H': (helpful_margin.float() * has_h).sum() / n_h, 'margin_S': (harmless_margin.float() * has_s).sum() / n_s,
+        'reward_acc_H': ((rch > rrh).float() * has_h).sum() / n_h, 'reward_acc_S': ((rcs > rrs).float() * has_s).sum() / n_s,
+        'reward_margin_H': ((rch - rrh) * has_h).sum() / n_h, 'reward_margin_S': ((rcs - rrs) * has_s).sum() / n_s,
     }
     if kl is not None: metrics['KL'] = kl.detach().mean()
     return losses, metrics

@@ -15,13 +15,13 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .core import ConfigError, UserError, cfg_field, get_logger, seed_everything, write_json
-from .data import SPLITS, load_split
+from .data import SPLITS, chat_prompt, load_split
 from .training import ModelArgs, TrainArgs, load_weights, make_accelerator, save_model, start_run, train_loop
 from .models import Encoded, collate, encode, load_model, load_tokenizer
 
 # %% auto 0
 __all__ = ['pairwise_loss', 'safety_sign_loss', 'cost_model_loss', 'score', 'load_judge', 'judge_metrics', 'score_records',
-           'RMConfig', 'rm_loss_fn', 'train_reward_model']
+           'RMConfig', 'judge_backbone', 'rm_loss_fn', 'train_reward_model']
 
 # %% ../nbs/03_reward.ipynb 5
 def pairwise_loss(chosen:torch.Tensor,    # R(x, y_w), shape (B,)
@@ -37,14 +37,18 @@ def safety_sign_loss(scores:torch.Tensor,   # R_S(x, y), shape (B,)
 
 def cost_model_loss(chosen:torch.Tensor, rejected:torch.Tensor,           # R_S of the safer / less safe response (B,)
                     chosen_safe:torch.Tensor, rejected_safe:torch.Tensor, # their safety labels, bool (B,)
-                    sign_weight:float=1.0)->torch.Tensor:                 # weight of the sign terms → (B,)
-    "The Harmless cost-model loss of DESIGN §4, per pair."
-    return pairwise_loss(chosen, rejected) + sign_weight * (safety_sign_loss(chosen, chosen_safe) + safety_sign_loss(rejected, rejected_safe))
+                    sign_weight:float=1.0,                                # weight of the sign terms
+                    chosen_known:torch.Tensor|None=None,                  # bool (B,): the chosen label exists (default: all)
+                    rejected_known:torch.Tensor|None=None)->torch.Tensor: # likewise for the rejected one → (B,)
+    "The Harmless cost-model loss of DESIGN §4, per pair; a sign term counts only where its safety label is known."
+    kc = 1.0 if chosen_known is None else chosen_known.float()
+    kr = 1.0 if rejected_known is None else rejected_known.float()
+    return pairwise_loss(chosen, rejected) + sign_weight * (kc * safety_sign_loss(chosen, chosen_safe) + kr * safety_sign_loss(rejected, rejected_safe))
 
 # %% ../nbs/03_reward.ipynb 9
 @torch.no_grad()
 def score(model, tokenizer,
-          prompts:list[str], responses:list[str],   # aligned lists
+          prompts:list, responses:list[str],        # aligned lists; a prompt is a user turn or a list of chat messages
           batch_size:int=64, max_length:int=128, max_prompt_length:int=96,
           progress:bool=False, desc:str='score')->torch.Tensor: # (N,) float32 on CPU
     "The judge's score of each (prompt, response)."
@@ -82,18 +86,21 @@ def judge_metrics(records:list[dict], s0:torch.Tensor, s1:torch.Tensor, task:str
             if sub: m[f'gold_pairwise_accuracy_{kind}'] = float(np.mean([p == r[gkey] for r, p in sub]))
     if task == 'harmless':
         sc = torch.cat([s0, s1]); safe = [r['is_response_0_safe'] for r in records] + [r['is_response_1_safe'] for r in records]
-        m['sign_accuracy'] = float(np.mean([(s > 0) == z for s, z in zip(sc.tolist(), safe)]))
-        if records and 'gold_unsafe_0' in records[0]:
+        known = [z is not None for z in safe]                    # hh-rlhf responses carry no safety label
+        sc, safe = sc[torch.tensor(known, dtype=torch.bool)], [z for z in safe if z is not None]
+        m['n_safety_labels'] = len(safe)
+        m['sign_accuracy'] = float(np.mean([(s > 0) == z for s, z in zip(sc.tolist(), safe)])) if safe else float('nan')
+        if records and 'gold_unsafe_0' in records[0] and all(known):
             gold = [not r['gold_unsafe_0'] for r in records] + [not r['gold_unsafe_1'] for r in records]
             m['gold_sign_accuracy'] = float(np.mean([(s > 0) == z for s, z in zip(sc.tolist(), gold)]))
-        m['mean_score_safe'] = float(sc[torch.tensor(safe)].mean()) if any(safe) else float('nan')
-        m['mean_score_unsafe'] = float(sc[~torch.tensor(safe)].mean()) if not all(safe) else float('nan')
+        m['mean_score_safe'] = float(sc[torch.tensor(safe, dtype=torch.bool)].mean()) if any(safe) else float('nan')
+        m['mean_score_unsafe'] = float(sc[~torch.tensor(safe, dtype=torch.bool)].mean()) if safe and not all(safe) else float('nan')
     return m
 
 def score_records(model, tokenizer, records:list[dict], **kw)->tuple[torch.Tensor, torch.Tensor]:
     "Scores of `response_0` and `response_1` of every record (one batched pass)."
     n = len(records)
-    s = score(model, tokenizer, [r['prompt'] for r in records] * 2,
+    s = score(model, tokenizer, [chat_prompt(r) for r in records] * 2,
               [r['response_0'] for r in records] + [r['response_1'] for r in records], **kw)
     return s[:n], s[n:]
 
@@ -109,10 +116,23 @@ class RMConfig(ModelArgs, TrainArgs):
     weight_decay: float = cfg_field(0.01, 'AdamW weight decay')
     sign_weight: float = cfg_field(1.0, 'cost model: weight of the safety-sign terms')
     eval_batch_size: int = cfg_field(64, 'pairs per scoring batch in evaluation')
+    train_split: Literal['train', 'val', 'test'] = cfg_field('train', "split the judge learns from ('test': a held-out judge for evaluation)")
+    eval_max_records: Optional[int] = cfg_field(None, 'accuracies on at most the first N records of each split (None: all)')
 
     def __post_init__(self):
         self.check_train_args()
         if self.sign_weight < 0: raise ConfigError("config key 'sign_weight' must be >= 0")
+
+def judge_backbone(path:str)->str:
+    "The folder a judge starts from: `path`, or the base model when `path` is a causal-LM adapter (an adapter SFT)."
+    p = Path(path)
+    if not (p/'adapter_config.json').exists(): return str(path)
+    ac = json.loads((p/'adapter_config.json').read_text())
+    if ac.get('task_type') == 'SEQ_CLS': return str(path)
+    base = ac['base_model_name_or_path']
+    get_logger().info(f'judge backbone: {path} is a {ac.get("task_type") or "causal-LM"} adapter; the judge starts from its base {base} '
+                      '(a score head cannot sit on a language-model adapter)')
+    return base
 
 def _pairs(records:list[dict], task:str)->list[tuple[dict, int]]:
     key = 'better_response_id' if task == 'helpful' else 'safer_response_id'
@@ -126,9 +146,11 @@ def rm_loss_fn(tokenizer, pairs, encs:list[tuple[Encoded, Encoded]], task:str, s
         sc, sr = s[:len(idx)], s[len(idx):]
         if task == 'helpful': loss = pairwise_loss(sc, sr).mean()
         else:
-            cs = torch.tensor([pairs[i][0][f'is_response_{pairs[i][1]}_safe'] for i in idx], device=s.device)
-            rs = torch.tensor([pairs[i][0][f'is_response_{1 - pairs[i][1]}_safe'] for i in idx], device=s.device)
-            loss = cost_model_loss(sc, sr, cs, rs, sign_weight).mean()
+            lab = lambda side: [pairs[i][0][f'is_response_{side(pairs[i][1])}_safe'] for i in idx]
+            cl, rl = lab(lambda c: c), lab(lambda c: 1 - c)
+            t = lambda xs: torch.tensor([bool(x) for x in xs], device=s.device)
+            known = lambda xs: torch.tensor([x is not None for x in xs], device=s.device)
+            loss = cost_model_loss(sc, sr, t(cl), t(rl), sign_weight, known(cl), known(rl)).mean()
         return loss, {'accuracy': (sc > sr).float().mean(), 'margin': (sc - sr).mean(), 'tokens': int(b['attention_mask'].sum())}
     return loss_fn
 
@@ -139,13 +161,16 @@ def train_reward_model(cfg:RMConfig)->dict:
     out, ckpt = start_run(cfg, cfg.output_dir, acc)
     seed_everything(cfg.seed)
     data = {s: load_split(cfg.data_dir, s) for s in SPLITS}
-    train = data['train'][:cfg.max_train_examples] if cfg.max_train_examples else data['train']
+    train = data[cfg.train_split][:cfg.max_train_examples] if cfg.max_train_examples else data[cfg.train_split]
+    scored = {s: (train if s == cfg.train_split else data[s])[:cfg.eval_max_records] for s in SPLITS}   # what the accuracies are computed on
     pairs = _pairs(train, cfg.task)
-    if not pairs: raise UserError(f'no {cfg.task} pairs in {cfg.data_dir}/train (BeaverTails-only data has no helpful labels)')
-    tok = load_tokenizer(cfg.model_name_or_path, cfg.trust_remote_code)
-    model = load_model(cfg.model_name_or_path, 'score', cfg, tokenizer=tok)
-    encs = [(encode(tok, r['prompt'], r[f'response_{c}'], cfg.max_length, cfg.max_prompt_length),
-             encode(tok, r['prompt'], r[f'response_{1-c}'], cfg.max_length, cfg.max_prompt_length)) for r, c in pairs]
+    if not pairs: raise UserError(f'no {cfg.task} pairs in {cfg.data_dir}/{cfg.train_split} '
+                                  f"(BeaverTails-only data has no helpful labels; hh-rlhf helpful-base has no harmless ones)")
+    backbone = judge_backbone(cfg.model_name_or_path)
+    tok = load_tokenizer(backbone, cfg.trust_remote_code)
+    model = load_model(backbone, 'score', cfg, tokenizer=tok)
+    encs = [(encode(tok, chat_prompt(r), r[f'response_{c}'], cfg.max_length, cfg.max_prompt_length),
+             encode(tok, chat_prompt(r), r[f'response_{1-c}'], cfg.max_length, cfg.max_prompt_length)) for r, c in pairs]
     n_trunc = sum(a.truncated or b.truncated for a, b in encs)
     if n_trunc: log.info(f'{cfg.task} judge: {n_trunc} of {len(encs)} pairs truncated to max_length={cfg.max_length}')
     kw = dict(batch_size=cfg.eval_batch_size, max_length=cfg.max_length, max_prompt_length=cfg.max_prompt_length)
@@ -153,8 +178,8 @@ def train_reward_model(cfg:RMConfig)->dict:
     if ckpt is not None and (out/'best.json').exists(): best = json.loads((out/'best.json').read_text())
 
     def on_epoch_end(epoch):
-        if not data['val']: return {}
-        m = judge_metrics(data['val'], *score_records(acc.unwrap_model(model), tok, data['val'], **kw), cfg.task)
+        if not scored['val']: return {}
+        m = judge_metrics(scored['val'], *score_records(acc.unwrap_model(model), tok, scored['val'], **kw), cfg.task)
         if acc.is_main_process and m['pairwise_accuracy'] > best['val_accuracy']:
             best.update(val_accuracy=m['pairwise_accuracy'], epoch=epoch)
             save_model(model, tok, out, acc); write_json(out/'best.json', best)
@@ -169,8 +194,9 @@ def train_reward_model(cfg:RMConfig)->dict:
         else: load_weights(model, out)                              # evaluate the kept (best) weights
         metrics = {'task': cfg.task, 'best_epoch': best['epoch'], 'steps': res.step, 'truncated_pairs': n_trunc,
                    'seconds': res.seconds, 'skipped_steps': res.skipped_steps}
+        metrics['trained_on'] = cfg.train_split
         for s in SPLITS:
-            if data[s]: metrics[s] = judge_metrics(data[s], *score_records(model, tok, data[s], **kw), cfg.task)
+            if scored[s]: metrics[s] = judge_metrics(scored[s], *score_records(model, tok, scored[s], **kw), cfg.task)
         write_json(out/'metrics.json', metrics)
         log.info(f"{cfg.task} judge: " + ', '.join(f"{s} acc {metrics[s]['pairwise_accuracy']:.3f}" for s in SPLITS if s in metrics))
     acc.wait_for_everyone()

@@ -13,7 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .core import ConfigError, UserError, cfg_field, fingerprint, get_logger, seed_everything, write_json, read_json
-from .data import load_split
+from .data import chat_prompt, load_split
 from .training import ModelArgs, TrainArgs, make_accelerator, save_model, start_run, train_loop
 from .models import collate, encode, load_model, load_tokenizer, token_logps, Encoded
 from .reward import load_judge, score_records
@@ -131,7 +131,7 @@ def precompute(cfg:DPOConfig, records:list[dict], split:str, ref_path:str|None, 
         if ref_path is not None:
             tok = load_tokenizer(ref_path, cfg.trust_remote_code)
             ref = load_model(ref_path, 'causal', cfg, trainable=False).to(dev)
-            encs = [encode(tok, r['prompt'], r[f'response_{i}'], cfg.max_length, cfg.max_prompt_length) for i in (0, 1) for r in records]
+            encs = [encode(tok, chat_prompt(r), r[f'response_{i}'], cfg.max_length, cfg.max_prompt_length) for i in (0, 1) for r in records]
             out = sequence_logps(ref, tok, encs, cfg.precompute_batch_size, per_token, progress=cfg.progress, desc=f'reference log-probs ({split})')
             sums, toks = out if per_token else (out, None)
             cols['ref_logp_0'], cols['ref_logp_1'] = sums[:n].tolist(), sums[n:].tolist()
@@ -162,13 +162,15 @@ def precompute(cfg:DPOConfig, records:list[dict], split:str, ref_path:str|None, 
 def margins_and_costs(records:list[dict], pre:Precomputed, norm:str='none', stds:tuple|None=None):
     "δ_H, δ_S (B,) from the judges' scores of the labelled pairs, and the costs C = −R_S (B,2)."
     better = torch.tensor([-1 if r['better_response_id'] is None else r['better_response_id'] for r in records])
-    safer = torch.tensor([r['safer_response_id'] for r in records])
+    safer = torch.tensor([-1 if r['safer_response_id'] is None else r['safer_response_id'] for r in records])
     sh, ss = pre.helpful_scores, pre.harmless_scores
     sd_h, sd_s = stds if stds else ((sh.std().item(), ss.std().item()) if norm == 'std' else (1.0, 1.0))
     b = better.clamp(min=0)
     d_h = (sh.gather(1, b[:, None]) - sh.gather(1, 1 - b[:, None])).squeeze(1) / sd_h
     d_h = torch.where(better >= 0, d_h, torch.zeros_like(d_h))
-    d_s = (ss.gather(1, safer[:, None]) - ss.gather(1, 1 - safer[:, None])).squeeze(1) / sd_s
+    s = safer.clamp(min=0)
+    d_s = (ss.gather(1, s[:, None]) - ss.gather(1, 1 - s[:, None])).squeeze(1) / sd_s
+    d_s = torch.where(safer >= 0, d_s, torch.zeros_like(d_s))
     return better, safer, d_h, d_s, -ss, (sd_h, sd_s)
 
 # %% ../nbs/05_trainer.ipynb 15
@@ -198,8 +200,14 @@ def train_safe_mm_dpo(cfg:DPOConfig)->dict:
     train = load_split(cfg.data_dir, 'train')
     if cfg.max_train_examples: train = train[:cfg.max_train_examples]
     val = load_split(cfg.data_dir, 'val')
-    lora_ref = cfg.lora_r > 0 and cfg.ref_model_name_or_path is None
+    # π_ref is the policy we start from. A new LoRA adapter on a plain model starts as that model, so the reference is
+    # the base with the adapter switched off (nothing to precompute). A policy that is already an adapter (an adapter SFT)
+    # is trained further, and its reference is that adapter as loaded: its log-probs are precomputed once.
+    starts_as_adapter = (Path(cfg.model_name_or_path)/'adapter_config.json').exists()
+    lora_ref = cfg.lora_r > 0 and cfg.ref_model_name_or_path is None and not starts_as_adapter
     ref_path = None if lora_ref else (cfg.ref_model_name_or_path or cfg.model_name_or_path)
+    if starts_as_adapter: log.info(f'{cfg.model_name_or_path} is an adapter: training continues it, and the reference is the '
+                                   'adapter as loaded (precomputed), not the base model')
     pre = precompute(cfg, train, 'train', ref_path, acc, log)
     pre_val = precompute(cfg, val, 'val', ref_path, acc, log) if val else None
     better, safer, d_h, d_s, costs, stds = margins_and_costs(train, pre, cfg.margin_norm)
@@ -210,11 +218,11 @@ def train_safe_mm_dpo(cfg:DPOConfig)->dict:
 
     tok = load_tokenizer(cfg.model_name_or_path, cfg.trust_remote_code)
     model = load_model(cfg.model_name_or_path, 'causal', cfg)
-    enc = [[encode(tok, r['prompt'], r[f'response_{i}'], cfg.max_length, cfg.max_prompt_length) for i in (0, 1)] for r in train]
+    enc = [[encode(tok, chat_prompt(r), r[f'response_{i}'], cfg.max_length, cfg.max_prompt_length) for i in (0, 1)] for r in train]
     n_trunc = sum(e[0].truncated or e[1].truncated for e in enc)
     if n_trunc: log.info(f'{n_trunc} of {len(enc)} records have a response truncated to max_length={cfg.max_length}')
     cost_judge = load_judge(cfg.harmless_cm, cfg) if cfg.jc_estimator == 'generate' else None
-    jc_pool = sorted({r['prompt'] for r in val}) if cfg.jc_estimator == 'generate' else []
+    jc_pool = [p for _, p in sorted({r['prompt']: chat_prompt(r) for r in val}.items())] if cfg.jc_estimator == 'generate' else []
     if cfg.jc_estimator == 'generate' and not jc_pool: raise UserError("jc_estimator 'generate' needs prompts in the val split")
 
     def forward_logps(m, idx):
@@ -266,14 +274,18 @@ def train_safe_mm_dpo(cfg:DPOConfig)->dict:
 
     def on_epoch_end(epoch):
         m = {}
-        if pre_val is not None and pre_val.ref_logps is not None:
+        if pre_val is not None:
             vb, vs, vdh, vds, vc, _ = margins_and_costs(val, pre_val, cfg.margin_norm, stds)
-            venc = [encode(tok, r['prompt'], r[f'response_{i}'], cfg.max_length, cfg.max_prompt_length) for i in (0, 1) for r in val]
-            pol = sequence_logps(acc.unwrap_model(model), tok, venc, cfg.precompute_batch_size)
-            pol = torch.stack([pol[:len(val)], pol[len(val):]], 1)
-            losses, vm = safe_mm_dpo_loss(pol, pre_val.ref_logps, vb, vs, vdh, vds, lm.value, cfg.beta, cfg.w, cfg.k, cfg.beta_min)
+            venc = [encode(tok, chat_prompt(r), r[f'response_{i}'], cfg.max_length, cfg.max_prompt_length) for i in (0, 1) for r in val]
+            two = lambda x: torch.stack([x[:len(val)], x[len(val):]], 1)
+            pm = acc.unwrap_model(model)
+            pol = two(sequence_logps(pm, tok, venc, cfg.precompute_batch_size))
+            if pre_val.ref_logps is not None: vref = pre_val.ref_logps
+            else:                                                              # LoRA reference: the base, adapters off
+                with pm.disable_adapter(): vref = two(sequence_logps(pm, tok, venc, cfg.precompute_batch_size))
+            losses, vm = safe_mm_dpo_loss(pol, vref, vb, vs, vdh, vds, lm.value, cfg.beta, cfg.w, cfg.k, cfg.beta_min)
             m = {f'eval/{k}': float(v) for k, v in vm.items()}
-            m['eval/J_C'] = implicit_cost(pol, pre_val.ref_logps, vc).mean().item()
+            m['eval/J_C'] = implicit_cost(pol, vref, vc).mean().item()
         if cfg.save_epoch_models and acc.is_main_process: save_model(model, tok, out/f'epoch_{epoch}', acc)
         acc.wait_for_everyone()
         return m

