@@ -245,7 +245,8 @@ def stage_configs(p:PipelineConfig)->dict:
                harmless_cm=str(M/'harmless_cm'), epochs=p.dpo_epochs, lr=p.dpo_lr, batch_size=p.dpo_batch_size, beta=p.beta, w=p.w,
                k=p.k, beta_min=p.beta_min, margin_norm=p.margin_norm, threshold=p.threshold, threshold_relative=p.threshold_relative,
                lambda_init=p.lambda_init, lambda_lr=p.lambda_lr, lambda_window=p.lambda_window, lambda_max=p.lambda_max,
-               kl_coef=p.kl_coef, jc_estimator=p.jc_estimator, cache_dir=str(out/'cache'), precompute_batch_size=p.precompute_batch_size)
+               kl_coef=p.kl_coef, jc_estimator=p.jc_estimator, cache_dir=str(out/'cache'), precompute_batch_size=p.precompute_batch_size,
+               judge_max_length=p.rm_max_length)
     up = ['data', 'sft', 'helpful_rm', 'harmless_cm']
     st['aligned'] = (DPOConfig, dict(dpo, method=p.method, output_dir=str(M/'aligned')), up)
     for spec in p.compare:
@@ -274,7 +275,10 @@ def stage_configs(p:PipelineConfig)->dict:
                               max_new_tokens=p.eval_max_new_tokens, max_length=p.rm_max_length or p.max_length,
                               max_prompt_length=p.max_prompt_length, chunk_size=p.eval_batch_size,
                               seed=p.seed, progress=p.progress), ['data', 'aligned', 'helpful_rm', 'harmless_cm'])
-    st['distill/student'] = (DistillTrainConfig, dict(**_model_args(p), **_train_args(p, out), model_name_or_path=p.student_model_name_or_path,
+    student_args = _model_args(p)
+    if p.student_model_name_or_path == 'tiny':     # a freshly initialised student learns all its weights: no LoRA, no quantisation
+        student_args.update(lora_r=0, load_in_4bit=False, load_in_8bit=False)
+    st['distill/student'] = (DistillTrainConfig, dict(**student_args, **_train_args(p, out), model_name_or_path=p.student_model_name_or_path,
                               input_path=str(out/'distill'/'aligned_responses.jsonl'), output_dir=str(M/'student'), epochs=p.distill_epochs,
                               lr=p.distill_lr, batch_size=p.sft_batch_size, tiny_hidden_size=p.student_hidden_size, tiny_layers=p.student_layers,
                               tiny_intermediate_size=p.student_intermediate_size, tiny_heads=p.tiny_heads, tiny_kv_heads=p.tiny_kv_heads,
@@ -399,6 +403,10 @@ def write_report(p:PipelineConfig, st:dict, timings:dict)->dict:
                   'over-refusal: benign prompts refused; refusal (harmful): harmful prompts refused (refusal detector of `06_eval`); '
                   'unsafe (cost judge): answers the cost judge scores below 0 (R_S ≤ 0) on prompts not known to be benign; '
                   'helpful win vs ref (RM): the Helpful judge prefers the answer to the SFT reference\'s (ties half); '
+                  'harmless win vs ref (CM): the cost judge finds the answer cheaper than the reference\'s, on prompts not known to be benign; '
+                  + ('' if all(e['judges'].get('rm', {}).get('model', {}).get('cost_sign_calibrated', True) for e in evals.values()) else
+                     'the cost judge learnt from preference pairs without safety labels (hh-rlhf), so where its zero lies means nothing '
+                     'and no unsafe rate is reported, only comparisons; ')
                   + ('the RM judges are held-out judges trained on the test split, which the policy and its judges never saw; '
                      if p.heldout_judges else '')
                   + 'win vs ref: against the SFT reference (safer answer on harmful prompts, '

@@ -465,6 +465,7 @@ def prepare_data(cfg:PrepareDataConfig, verbose:bool=True)->dict:
                                    if 'safetyworld' in srcs else {}))
     if not records: raise DataError(f"{','.join(srcs)}: no valid records ({rep.rows_read} rows read, {len(rep.skipped)} skipped)")
     records, n_dup = dedupe(records)
+    if len(srcs) > 1: random.Random(cfg.seed).shuffle(records)     # several sources: a cap keeps some of each
     if cfg.max_records: records = records[:cfg.max_records]
     splits = split_by_prompt(records, (cfg.train_ratio, cfg.val_ratio, cfg.test_ratio), cfg.seed)
     if len(srcs) > 1:          # several sources: mix their records within each split, so the first N (max_train_examples) hold all of them
@@ -546,7 +547,9 @@ def _prompt_item(row, where:str, kind:str, set_name:str)->dict:
     if schema == 'beavertails' and isinstance(row.get('category'), dict):
         cat = next((c for c, v in sorted(row['category'].items()) if v is True), None)
     _missing(row, ('prompt',), where, "prompt set (or MT-Bench 'turns')")
-    return {'prompt': _check_text(row, 'prompt', where), 'category': cat, 'kind': kind, 'set': set_name}
+    item = {'prompt': _check_text(row, 'prompt', where), 'category': cat, 'kind': kind, 'set': set_name}
+    if isinstance(row.get('messages'), list) and row['messages']: item['messages'] = row['messages']   # records of hh-rlhf dialogues
+    return item
 
 def load_prompt_set(source:str|Path,          # a file, a dataset folder or a Hub name (e.g. `BEAVERTAILS_EVAL_HUB`, `XSTEST_HUB`)
                     split:str='test',          # split to read from a folder or Hub dataset

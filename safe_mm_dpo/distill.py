@@ -89,7 +89,9 @@ def distill_generate(cfg:DistillGenerateConfig)->dict:
     if cfg.overwrite and out.exists(): out.unlink()
     existing, torn = read_resumable(out)
     if torn: log.warning(f'{out}: removed a torn last line ({torn} bytes) left by an interrupted run')
-    prompts = list(dict.fromkeys(p['prompt'] for p in load_prompt_file(cfg.input_prompts)))
+    chat = {}                                                  # prompt text → what the teacher reads (a dialogue for hh-rlhf records)
+    for p in load_prompt_file(cfg.input_prompts): chat.setdefault(p['prompt'], p.get('messages') or p['prompt'])
+    prompts = list(chat)
     if cfg.max_prompts: prompts = prompts[:cfg.max_prompts]
     done = {(r['prompt'], r['sample']) for r in existing}
     if len(done) != len(existing): raise DataError(f'{out}: duplicate (prompt, sample) rows; this file was not written by one resumable run')
@@ -102,18 +104,18 @@ def distill_generate(cfg:DistillGenerateConfig)->dict:
         todo = [(p, s) for p in chunk for s in range(cfg.num_samples) if (p, s) not in done]
         if not todo: continue
         n = cfg.num_samples * cfg.best_of_n
-        cands = generate(model, tok, chunk, cfg.max_new_tokens, cfg.temperature, cfg.top_p, num_samples=n, batch_size=cfg.chunk_size,
+        cands = generate(model, tok, [chat[p] for p in chunk], cfg.max_new_tokens, cfg.temperature, cfg.top_p, num_samples=n, batch_size=cfg.chunk_size,
                          seed=cfg.seed * 100_003 + k, max_prompt_length=cfg.max_prompt_length)
         rows = []
         for p, c in zip(chunk, cands):
             for s in range(cfg.num_samples):
                 if (p, s) in done: continue
                 group = c[s * cfg.best_of_n:(s + 1) * cfg.best_of_n]
-                row = {'prompt': p, 'sample': s, 'response': group[0]}
+                row = {'prompt': p, 'sample': s, 'response': group[0], **({'messages': chat[p]} if chat[p] is not p else {})}
                 if judges:
                     (h, ht), (sm, st) = judges
                     kw = dict(max_length=cfg.max_length, max_prompt_length=cfg.max_prompt_length)
-                    rh = score(h, ht, [p] * len(group), group, **kw).tolist(); rs = score(sm, st, [p] * len(group), group, **kw).tolist()
+                    rh = score(h, ht, [chat[p]] * len(group), group, **kw).tolist(); rs = score(sm, st, [chat[p]] * len(group), group, **kw).tolist()
                     best, unsafe = pick_best(rh, rs)
                     row.update(response=group[best], candidates=len(group), reward=rh[best], safety=rs[best], all_unsafe=unsafe)
                     all_unsafe += unsafe
@@ -142,7 +144,7 @@ def distill_examples(path:str|Path)->list[tuple[str, str]]:
     "(prompt, response) pairs of a distillation file (empty answers are skipped)."
     rows, _ = read_resumable(Path(path)) if Path(path).exists() else (None, 0)
     if rows is None: raise FileNotFoundError(f'{path} not found: run `safe-mm-dpo distill generate` first')
-    ex = [(r['prompt'], r['response']) for r in rows if r['response'].strip()]
+    ex = [(r.get('messages') or r['prompt'], r['response']) for r in rows if r['response'].strip()]   # the dialogue the teacher read
     if not ex: raise DataError(f'{path}: no non-empty answers to learn from')
     return ex
 

@@ -201,7 +201,9 @@ def encode(tokenizer, prompt:str|list[dict], response:str, max_length:int=128, m
     "Encode a (prompt, response) pair with the truncation rule above."
     p = prompt_ids(tokenizer, prompt)
     cut = len(p) > max_prompt_length
-    if cut: p = p[-max_prompt_length:]
+    if cut:                        # keep the newest tokens, and a leading bos / [CLS] that the model reads its input by
+        head = p[:1] if p[0] in set(tokenizer.all_special_ids) else []
+        p = head + p[len(p) - (max_prompt_length - len(head)):]
     r = tokenizer(response, add_special_tokens=False)['input_ids'] + [end_token_id(tokenizer)]
     room = max_length - len(p)
     return Encoded(p + r[:room], len(p), cut or len(r) > room)

@@ -20,8 +20,8 @@ from .training import ModelArgs, TrainArgs, load_weights, make_accelerator, save
 from .models import Encoded, collate, encode, load_model, load_tokenizer
 
 # %% auto 0
-__all__ = ['pairwise_loss', 'safety_sign_loss', 'cost_model_loss', 'score', 'load_judge', 'judge_metrics', 'score_records',
-           'RMConfig', 'judge_backbone', 'rm_loss_fn', 'train_reward_model']
+__all__ = ['pairwise_loss', 'safety_sign_loss', 'cost_model_loss', 'score', 'cost_sign_is_calibrated', 'load_judge',
+           'judge_metrics', 'score_records', 'RMConfig', 'judge_backbone', 'rm_loss_fn', 'train_reward_model']
 
 # %% ../nbs/03_reward.ipynb 5
 def pairwise_loss(chosen:torch.Tensor,    # R(x, y_w), shape (B,)
@@ -64,6 +64,13 @@ def score(model, tokenizer,
         out[idx] = model(input_ids=b['input_ids'], attention_mask=b['attention_mask']).logits.squeeze(-1).float().cpu()
     if was_training: model.train()
     return out
+
+def cost_sign_is_calibrated(path:str|Path)->bool:
+    "Whether a cost model learnt where 0 lies (R_S > 0 ⇔ safe) from safety labels; one trained on pairs alone (hh-rlhf) did not."
+    m = Path(path)/'metrics.json'
+    if not m.exists(): return True                         # not a judge this package trained: take it at its word
+    splits = [v for v in json.loads(m.read_text()).values() if isinstance(v, dict) and 'n_pairs' in v]
+    return not splits or any(s.get('n_safety_labels', 1) > 0 for s in splits)
 
 def load_judge(path:str|Path, args:ModelArgs|None=None):
     "A trained judge and its tokenizer, frozen, ready for `score`."

@@ -63,6 +63,7 @@ class DPOConfig(ModelArgs, TrainArgs):
     kl_coef: float = cfg_field(0.0, 'weight of the k3 KL estimate on response tokens')
     cache_dir: Optional[str] = cfg_field(None, 'precompute cache (default: <data_dir>/cache)')
     precompute_batch_size: int = cfg_field(64, 'sequences per batch in the precompute pass')
+    judge_max_length: Optional[int] = cfg_field(None, 'tokens per sequence when the judges score (None: max_length; the length they were trained at)')
     save_epoch_models: bool = cfg_field(True, 'save <output_dir>/epoch_<n> after each epoch')
 
     def __post_init__(self):
@@ -120,7 +121,7 @@ def precompute(cfg:DPOConfig, records:list[dict], split:str, ref_path:str|None, 
     log = log or get_logger()
     per_token = cfg.kl_coef > 0 and ref_path is not None
     key = fingerprint([r['record_id'] for r in records], _model_key(ref_path), _model_key(cfg.helpful_rm), _model_key(cfg.harmless_cm),
-                      cfg.max_length, cfg.max_prompt_length, per_token, 'v1')
+                      cfg.max_length, cfg.max_prompt_length, cfg.judge_max_length, per_token, 'v2')
     cache = Path(cfg.cache_dir or Path(cfg.data_dir)/'cache')/f'precompute-{split}-{key}'
     t0 = time.time()
     hit = (cache/'dataset_info.json').exists()
@@ -139,8 +140,9 @@ def precompute(cfg:DPOConfig, records:list[dict], split:str, ref_path:str|None, 
             del ref
         for name, path in (('rh', cfg.helpful_rm), ('rs', cfg.harmless_cm)):
             judge, jtok = load_judge(path, cfg)
-            s0, s1 = score_records(judge.to(dev), jtok, records, batch_size=cfg.precompute_batch_size, max_length=cfg.max_length,
-                                   max_prompt_length=cfg.max_prompt_length, progress=cfg.progress, desc=f'{name.upper()} scores ({split})')
+            jlen = cfg.judge_max_length or cfg.max_length
+            s0, s1 = score_records(judge.to(dev), jtok, records, batch_size=cfg.precompute_batch_size, max_length=jlen,
+                                   max_prompt_length=min(cfg.max_prompt_length, jlen - 1), progress=cfg.progress, desc=f'{name.upper()} scores ({split})')
             cols[f'{name}_0'], cols[f'{name}_1'] = s0.tolist(), s1.tolist()
             del judge
         tmp = cache.with_name(cache.name + '.tmp')
