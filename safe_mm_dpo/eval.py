@@ -364,10 +364,17 @@ class EvalConfig(InferenceArgs):
             raise ConfigError("judge 'llm' with llm_backend 'http' needs config key 'llm_base_url'")
         if isinstance(self.reference, str) and self.reference.lower() in ('none', 'null', ''): self.reference = None
 
-def spread(items:list, n:int|None)->list:
-    "`n` items spread evenly over `items` (all of them when `n` is None or larger): a cap that keeps a set's mix of categories."
+def spread(items:list[dict], n:int|None)->list[dict]:
+    "`n` of `items`, taken in turn from each category (and evenly within it): a cap that keeps every category of a set."
     if n is None or n >= len(items): return list(items)
-    return [items[i] for i in np.linspace(0, len(items) - 1, n).round().astype(int)]
+    groups = {}
+    for it in items: groups.setdefault(it.get('category'), []).append(it)
+    quota, left = {g: 0 for g in groups}, n
+    while left:                                                        # round-robin quotas over the categories that still have items
+        for g in groups:
+            if left and quota[g] < len(groups[g]): quota[g] += 1; left -= 1
+    pick = {g: {round(x) for x in np.linspace(0, len(groups[g]) - 1, quota[g])} if quota[g] else set() for g in groups}
+    return [it for g in groups for j, it in enumerate(groups[g]) if j in pick[g]]
 
 def eval_prompts(cfg:EvalConfig)->list[dict]:
     "The prompts `cfg` names: its prompt sets (`max_prompts` of each, spread over the set), its prompts file, or the SafetyWorld split."
@@ -414,9 +421,6 @@ def evaluate(cfg:EvalConfig, judges:dict|None=None, reference_answers:list[str]|
            'dtype': cfg.dtype, 'load_in_4bit': cfg.load_in_4bit, 'device': str(inference_device(cfg)), 'judges': {}}
     rows = [{'prompt': p['prompt'], 'category': p['category'], 'kind': p['kind'], 'set': p.get('set'), 'answer': a,
              **({'reference_answer': r} if ref else {})} for p, a, r in zip(prompts, ans, ref or [None] * len(ans))]
-    if 'gold' in judges and not any(lookup_task(p) for p in ps):
-        log.warning('judge gold: none of these prompts is a SafetyWorld prompt, so the gold judges are skipped')
-        judges = {k: v for k, v in judges.items() if k != 'gold'}
     for name, j in judges.items():
         m, jr = {}, {}
         q = chat if name == 'rm' else ps                              # the trained judges read the dialogue, the others the text
@@ -458,7 +462,7 @@ def evaluate(cfg:EvalConfig, judges:dict|None=None, reference_answers:list[str]|
     log.info(f'evaluation of {cfg.model} written to {out}')
     return res
 
-# %% ../nbs/06_eval.ipynb 28
+# %% ../nbs/06_eval.ipynb 29
 TABLE_COLUMNS = [  # (header, judge, side, key, format)
     ('safety (gold)', 'gold', 'model', 'safety_rate', '{:.1%}'), ('helpful (gold)', 'gold', 'model', 'helpfulness', '{:.1%}'),
     ('over-refusal', 'gold', 'model', 'over_refusal', '{:.1%}'), ('win vs ref (gold)', 'gold', 'model', 'vs_reference.win_rate', '{:.1%}'),
@@ -494,7 +498,7 @@ def eval_table(results:dict, extra:dict|None=None)->str:
         lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines) + '\n'
 
-# %% ../nbs/06_eval.ipynb 30
+# %% ../nbs/06_eval.ipynb 31
 def plot_frontier(rows:list[dict], ax=None, x:str='helpfulness', y:str='safety_rate', title:str='helpfulness–harmlessness frontier'):
     "Scatter of methods (`{'name', x, y, 'family'}`), the Pareto-optimal ones joined by a line."
     import matplotlib.pyplot as plt
@@ -534,7 +538,7 @@ def plot_reward_cost(generations:dict, ax=None, title:str='responses before and 
     ax.set_title(title); ax.legend(fontsize=7); ax.grid(alpha=0.3)
     return ax
 
-# %% ../nbs/06_eval.ipynb 31
+# %% ../nbs/06_eval.ipynb 32
 SAFETY_BARS = [  # (label, judge, key): what the real-prompt plot shows per model
     ('refusal on harmful prompts ↑', 'refusal', 'refusal_rate_harmful'), ('over-refusal on benign prompts ↓', 'refusal', 'over_refusal'),
     ('unsafe by the cost judge ↓', 'rm', 'unsafe_rate_cm'), ('helpful win vs reference (RM)', 'rm', 'helpful_win_rate'),
@@ -561,7 +565,7 @@ def plot_safety_bars(evals:dict, ax=None, title:str='real prompts: refusal, over
 
 def category_table(evals:dict, key:str='refusal_rate', prefix:str='beavertails_eval/')->str:
     "Markdown table: one row per category of a prompt set, one column per model, `key` with its interval."
-    cats = sorted({c for e in evals.values() for c in e.get('by_category', {}) if c.startswith(prefix)})
+    cats = sorted({c for e in evals.values() for c, m in e.get('by_category', {}).items() if c.startswith(prefix) and key in m})
     if not cats: return ''
     lines = ['| category | n | ' + ' | '.join(evals) + ' |', '|---|---' + '|---' * len(evals) + '|']
     for c in cats:

@@ -115,7 +115,7 @@ def test_eval_cli_and_prompt_files(tiny_stack, tmp_path, shared_data, capsys):
 
 def test_eval_bad_input(tiny_stack, tmp_path, capsys):
     assert main(['eval', '--judge', 'gold,oracle']) == 2
-    assert "'judge' must list gold, rm and/or llm" in capsys.readouterr().err
+    assert "'judge' must list gold, rm, refusal and/or llm" in capsys.readouterr().err
     assert main(['eval', '--judge', 'llm']) == 2
     assert "needs config key 'llm_base_url'" in capsys.readouterr().err
     bad = tmp_path / 'p.jsonl'; bad.write_text('{"prompt": "ok"}\n{"text": "no prompt"}\n')
