@@ -460,7 +460,7 @@ def _model_shape(p:PipelineConfig)->dict:
     from transformers import AutoConfig
     from safe_mm_dpo.models import KNOWN_MODELS, locate_gguf
     name = p.model_name_or_path
-    fetched = Path(p.output_dir)/'models'/'base'
+    fetched = Path(_base_model(p, Path(p.output_dir)/'models'))     # the folder the `base` stage writes
     if name in KNOWN_MODELS and (fetched/'config.json').exists(): c = AutoConfig.from_pretrained(fetched)
     elif name in KNOWN_MODELS:                                # a packaged model not fetched yet: the config in its GGUF file
         gguf = locate_gguf(KNOWN_MODELS[name])
