@@ -148,7 +148,7 @@ class PipelineConfig(ModelArgs, TinyArgs):
     # evaluation
     judge: list[str] = cfg_field(['gold', 'rm', 'refusal'], 'judges (gold, rm, refusal, llm)')
     eval_prompt_sets: list[str] = cfg_field([], "prompt sets to evaluate on (files, folders or Hub names); empty: the test split's prompts")
-    eval_max_prompts: Optional[int] = cfg_field(None, 'N prompts of each evaluation set, spread evenly over it (None: all)')
+    eval_max_prompts: Optional[int] = cfg_field(None, 'N prompts of each evaluation set, shared out over its categories (None: all)')
     eval_base: bool = cfg_field(False, 'also evaluate the base model the SFT started from')
     eval_batch_size: int = cfg_field(32, 'prompts per generation batch in evaluation and distillation')
     precompute_batch_size: int = cfg_field(64, 'sequences per batch when the reference log-probs and judge scores are precomputed')
@@ -186,8 +186,9 @@ def _model_args(p:PipelineConfig)->dict:
     return {k: getattr(p, k) for k in ModelArgs.__dataclass_fields__ if k != 'model_name_or_path'}
 
 def _inference_args(p:PipelineConfig)->dict:
-    "How evaluation and distillation load the models they run: the pipeline's dtype, 4/8-bit and device."
-    return dict(dtype=p.dtype, load_in_4bit=p.load_in_4bit, load_in_8bit=p.load_in_8bit, device=p.device, trust_remote_code=p.trust_remote_code)
+    "How evaluation and distillation load the models they run: the pipeline's `InferenceArgs` (dtype, 4/8-bit, device)."
+    from safe_mm_dpo.eval import InferenceArgs
+    return {k: getattr(p, k) for k in InferenceArgs.__dataclass_fields__}
 
 def _train_args(p:PipelineConfig, out:Path)->dict:
     return dict(data_dir=str(out/'data'), seed=p.seed, mixed_precision=p.mixed_precision, device=p.device, num_threads=p.num_threads,
