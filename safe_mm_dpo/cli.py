@@ -49,6 +49,13 @@ USER_ERRORS = (UserError, FileNotFoundError, PermissionError)
 
 def main(argv:list[str]|None=None)->int:
     "The `safe-mm-dpo` console script."
+    try: return _main(argv)
+    except BrokenPipeError:                        # `safe-mm-dpo train --help | head`: the reader left; say nothing more
+        try: os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # so the interpreter's final flush is silent too
+        except (OSError, ValueError): pass         # stdout is not a real file (a notebook, redirect_stdout)
+        return 141                                 # 128 + SIGPIPE, as a shell tool reports it
+
+def _main(argv:list[str]|None=None)->int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ('-h', '--help', 'help'):
         print(_usage()); return 0

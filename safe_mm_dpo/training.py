@@ -255,6 +255,20 @@ def load_checkpoint(ckpt:Path, model, optimizer, scheduler, accelerator)->dict:
 
 # %% ../nbs/01b_training.ipynb 22
 _RUNTIME_KEYS = {'resume', 'overwrite', 'progress', 'logging_dir', 'log_every', 'save_every', 'keep_checkpoints', 'num_threads'}
+_STARTED = {'config.yaml', 'metrics.jsonl', 'checkpoints', 'tensorboard'}   # what a run writes before its first checkpoint
+
+def _config_diff(path:Path, cfg)->list[str]:
+    "Keys (runtime keys aside) where the config saved at `path` differs from `cfg`."
+    import yaml
+    old = {k: v for k, v in (yaml.safe_load(path.read_text()) or {}).items() if k not in _RUNTIME_KEYS}
+    now = {k: v for k, v in asdict(cfg).items() if k not in _RUNTIME_KEYS}
+    return sorted(k for k in set(old) | set(now) if old.get(k) != now.get(k))
+
+def _unfinished_same_run(out:Path, cfg)->bool:
+    "True when `out` holds only what a run of this same config writes before its first complete checkpoint (a run that failed early)."
+    if not (out/'config.yaml').is_file() or latest_checkpoint(out) is not None: return False
+    if any(f.name not in _STARTED for f in out.iterdir()): return False
+    return not _config_diff(out/'config.yaml', cfg)
 
 def start_run(cfg, out_dir:str|Path, accelerator=None)->tuple[Path, Path|None]:
     "Prepare `out_dir` for a run of `cfg` (main process; others wait): (folder, checkpoint to resume from or None)."
@@ -262,15 +276,15 @@ def start_run(cfg, out_dir:str|Path, accelerator=None)->tuple[Path, Path|None]:
     resume = getattr(cfg, 'resume', False)
     if accelerator is None or accelerator.is_main_process:
         ckpt = latest_checkpoint(out) if resume and out.exists() else None
+        if ckpt is None and not cfg.overwrite and _unfinished_same_run(out, cfg):
+            get_logger().info(f'{out} holds only the start of an unfinished run of this same config (no checkpoint): starting it again')
+            shutil.rmtree(out)
         if ckpt is None and resume and out.exists() and any(out.iterdir()) and not cfg.overwrite:
             raise UserError(f'--resume: no complete checkpoint in {out}/checkpoints; pass --overwrite to start again')
         prepare_output_dir(out, overwrite=cfg.overwrite and ckpt is None, resume=ckpt is not None)
         for tmp in (out/'checkpoints').glob('.tmp-*') if (out/'checkpoints').exists() else []: shutil.rmtree(tmp)
-        now = {k: v for k, v in asdict(cfg).items() if k not in _RUNTIME_KEYS}
         if ckpt is not None and (out/'config.yaml').exists():
-            import yaml
-            old = {k: v for k, v in (yaml.safe_load((out/'config.yaml').read_text()) or {}).items() if k not in _RUNTIME_KEYS}
-            diff = sorted(k for k in set(old) | set(now) if old.get(k) != now.get(k))
+            diff = _config_diff(out/'config.yaml', cfg)
             if diff: raise UserError(f'--resume with a different config than the checkpoint was made with (keys: {", ".join(diff)}); '
                                      'use the same config or a new output_dir')
         save_config(cfg, out/'config.yaml')
@@ -297,6 +311,10 @@ def train_loop(model, tokenizer, args:TrainArgs, n_examples:int,
     "Train `model` on `n_examples` with `loss_fn`; checkpoint, log, and resume exactly."
     log = get_logger()
     steps_per_epoch = n_examples // args.batch_size
+    shares = args.grad_accum * accelerator.num_processes
+    if args.batch_size % shares:
+        raise ConfigError(f"config key 'batch_size': {args.batch_size} does not split evenly into grad_accum × processes = "
+                          f"{args.grad_accum} × {accelerator.num_processes} micro-batches; use a multiple of {shares}")
     if steps_per_epoch < 1:
         raise UserError(f'{n_examples} training examples is fewer than one global batch (batch_size={args.batch_size})')
     total = args.max_steps or steps_per_epoch * args.epochs
@@ -351,7 +369,7 @@ def train_loop(model, tokenizer, args:TrainArgs, n_examples:int,
         window_tokens += tok_all
         reduced.update({'lr': scheduler.get_last_lr()[0], 'grad_norm': float(grad_norm), 'epoch': (step - 1) // steps_per_epoch + 1,
                         'step_seconds': time.perf_counter() - t_step, 'step_tokens': tok_all})
-        if on_step_end: reduced.update(on_step_end(step, reduced) or {})
+        if on_step_end and finite: reduced.update(on_step_end(step, reduced) or {})   # a skipped step moves nothing, λ included
         last = reduced
         if step % args.log_every == 0 or step == total:
             dt = max(time.time() - t_window, 1e-9)
