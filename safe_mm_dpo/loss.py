@@ -4,17 +4,20 @@
 
 # %% ../nbs/04_loss.ipynb 1
 from __future__ import annotations
-import math
+import inspect, math
 from collections import deque
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 # %% auto 0
-__all__ = ['dpo_loss', 'beta_dynamic', 'pick', 'kl_k3', 'safe_mm_dpo_loss', 'LagrangeMultiplier', 'implicit_cost', 'cost_range',
-           'generated_cost']
+__all__ = ['LOSSES', 'TAGS', 'LAMBDA_RULES', 'dpo_loss', 'beta_dynamic', 'pick', 'Channel', 'PrefBatch', 'kl_k3', 'register_loss',
+           'loss_params', 'call_loss', 'channel_metrics', 'safe_mm_dpo_loss', 'LagrangeMultiplier',
+           'LogLagrangeMultiplier', 'make_lambda', 'implicit_cost', 'cost_range', 'bfpo_loss', 'safedpo_transform',
+           'safedpo_loss', 'mocan_dual_grad', 'mocan_dual', 'mocan_relabel']
 
 # %% ../nbs/04_loss.ipynb 6
 def dpo_loss(policy_chosen_logps:Tensor,   # log π_θ(y_w|x), summed over response tokens, (B,)
@@ -49,6 +52,40 @@ def pick(logps:Tensor, chosen_id:Tensor)->tuple[Tensor, Tensor]:
     c = chosen_id.clamp(min=0).long().unsqueeze(1)
     return logps.gather(1, c).squeeze(1), logps.gather(1, 1 - c).squeeze(1)
 
+@dataclass
+class Channel:
+    "One preference channel of a batch: which response its label prefers, and its judge's view of the pair."
+    chosen: Tensor                 # (B,) index of the preferred response; -1: the record carries no label for this channel
+    margin: Tensor                 # (B,) judge margin score(chosen) − score(rejected); 0 where unlabelled
+    scores: Tensor|None = None     # (B,2) the judge's scores of (y_0, y_1); for a cost channel the cost is −scores
+    cost: bool = False             # a constrained cost channel (harmless, or one harm category) rather than the objective
+
+    @classmethod
+    def from_scores(cls, chosen:Tensor, scores:Tensor, cost:bool=False, std:float=1.0)->'Channel':
+        "The channel of labels `chosen` (-1: none) judged by `scores` (B,2); margins divided by `std`."
+        c, r = pick(scores, chosen)
+        return cls(chosen.long(), torch.where(chosen >= 0, (c - r) / std, torch.zeros_like(c)), scores, cost)
+
+    @property
+    def has(self)->Tensor: return (self.chosen >= 0).float()
+
+    def rows(self, idx)->'Channel':
+        return Channel(self.chosen[idx], self.margin[idx], None if self.scores is None else self.scores[idx], self.cost)
+
+    def to(self, device)->'Channel':
+        return Channel(self.chosen.to(device), self.margin.to(device), None if self.scores is None else self.scores.to(device), self.cost)
+
+@dataclass
+class PrefBatch:
+    "What a preference loss sees: both responses' log-probs under the policy and the reference, and the named channels."
+    policy: Tensor                 # (B,2) log π_θ(y_i|x)
+    ref: Tensor                    # (B,2) log π_ref(y_i|x)
+    channels: dict                 # name → Channel: 'helpful' (the objective) and one or more cost channels ('harmless', ...)
+    safe: Tensor|None = None       # (B,2) per-response safety flag: 1 safe, 0 unsafe, -1 unknown (BFPO, SafeDPO)
+
+    @property
+    def cost_channels(self)->list[str]: return [n for n, c in self.channels.items() if c.cost]
+
 # %% ../nbs/04_loss.ipynb 18
 def kl_k3(policy_token_logps:Tensor,  # log π_θ per token, (B,T)
           ref_token_logps:Tensor,     # log π_ref per token, (B,T)
@@ -59,48 +96,65 @@ def kl_k3(policy_token_logps:Tensor,  # log π_θ per token, (B,T)
     m = mask.float()
     return (k3 * m).sum(-1) / m.sum(-1).clamp(min=1)
 
-def safe_mm_dpo_loss(policy_logps:Tensor,     # log π_θ(y_i|x) of (y_0, y_1), (B,2)
-                     ref_logps:Tensor,        # log π_ref(y_i|x), (B,2)
-                     better_id:Tensor,        # helpful preference, (B,) in {0, 1}; -1: no helpful label
-                     safer_id:Tensor,         # harmless preference, (B,) in {0, 1}; -1: no harmless label (hh-rlhf helpful-base)
-                     helpful_margin:Tensor,   # δ_H from the Helpful RM, (B,)
-                     harmless_margin:Tensor,  # δ_S from the cost model, (B,)
-                     lambda_:float,           # the Lagrange multiplier (math.inf: harmless channel only)
-                     beta:float=0.1, w:float=0.5, k:float=0.5, beta_min:float|None=None,
-                     kl:Tensor|None=None,     # per-record KL estimate (B,), e.g. from `kl_k3`
-                     kl_coef:float=0.0,
-                     )->tuple[Tensor, dict]:  # per-record losses (B,) and the batch metrics
-    "Per-record Safe-MM-DPO losses (L_H + λ·L_S)/(1+λ) + kl_coef·KL, and metrics of both channels."
-    has_h, has_s = (better_id >= 0).float(), (safer_id >= 0).float()
-    beta_h, beta_s = beta_dynamic(helpful_margin, beta, w, k, beta_min), beta_dynamic(harmless_margin, beta, w, k, beta_min)
-    loss_h, rch, rrh = dpo_loss(*pick(policy_logps, better_id), *pick(ref_logps, better_id), beta_h)
-    loss_s, rcs, rrs = dpo_loss(*pick(policy_logps, safer_id), *pick(ref_logps, safer_id), beta_s)
-    loss_h, loss_s = loss_h * has_h, loss_s * has_s
-    losses = loss_s if math.isinf(lambda_) else (loss_h + lambda_ * loss_s) / (1 + lambda_)
-    if kl is not None and kl_coef: losses = losses + kl_coef * kl
-    n_h, n_s = has_h.sum().clamp(min=1), has_s.sum().clamp(min=1)
-    metrics = {                                       # each channel averaged over the records that carry its label
-        'loss_H': loss_h.sum().detach() / n_h, 'loss_S': loss_s.sum().detach() / n_s,
-        'beta_H': (beta_h * has_h).sum() / n_h, 'beta_S': (beta_s * has_s).sum() / n_s,
-        'margin_H': (helpful_margin.float() * has_h).sum() / n_h, 'margin_S': (harmless_margin.float() * has_s).sum() / n_s,
-        'reward_acc_H': ((rch > rrh).float() * has_h).sum() / n_h, 'reward_acc_S': ((rcs > rrs).float() * has_s).sum() / n_s,
-        'reward_margin_H': ((rch - rrh) * has_h).sum() / n_h, 'reward_margin_S': ((rcs - rrs) * has_s).sum() / n_s,
-    }
-    if kl is not None: metrics['KL'] = kl.detach().mean()
-    return losses, metrics
+LOSSES:dict[str, Callable] = {}
+
+def register_loss(name:str):
+    "Decorator: register `fn(batch, lambdas, **params) → (per-record losses (B,), metrics)` as the preference loss `name`."
+    def deco(fn):
+        LOSSES[name] = fn; return fn
+    return deco
+
+def loss_params(name:str)->dict:
+    "The keyword parameters of loss `name` and their defaults (what a config may set for it)."
+    if name not in LOSSES: raise ValueError(f"unknown loss {name!r}; registered: {', '.join(sorted(LOSSES))}")
+    return {k: v.default for k, v in inspect.signature(LOSSES[name]).parameters.items() if v.kind is v.KEYWORD_ONLY}
+
+def call_loss(name:str, batch:PrefBatch, lambdas:dict, params:dict)->tuple[Tensor, dict]:
+    "Call loss `name` with the entries of `params` it declares (a config holds the parameters of every loss)."
+    keep = loss_params(name)
+    return LOSSES[name](batch, lambdas, **{k: v for k, v in params.items() if k in keep})
+
+TAGS = {'helpful': 'H', 'harmless': 'S'}     # metric suffixes: loss_H, loss_S (other channels: their own name)
+
+def channel_metrics(name:str, ch:Channel, loss:Tensor, beta:Tensor|float, chosen_r:Tensor, rejected_r:Tensor)->dict:
+    "A channel's batch metrics, each averaged over the records that carry its label."
+    t, has = TAGS.get(name, name), ch.has
+    n = has.sum().clamp(min=1)
+    beta = torch.as_tensor(beta, dtype=torch.float32, device=has.device).expand_as(has)
+    return {f'loss_{t}': (loss * has).sum().detach() / n, f'beta_{t}': (beta * has).sum() / n,
+            f'margin_{t}': (ch.margin.float() * has).sum() / n, f'reward_acc_{t}': ((chosen_r > rejected_r).float() * has).sum() / n,
+            f'reward_margin_{t}': ((chosen_r - rejected_r) * has).sum() / n}
+
+@register_loss('safe_mm_dpo')
+def safe_mm_dpo_loss(b:PrefBatch, lambdas:dict,      # batch; λ of each cost channel (math.inf: that channel alone)
+                     *, beta:float=0.1, w:float=0.5, k:float=0.5, beta_min:float|None=None)->tuple[Tensor, dict]:
+    "Per-record (L_H + Σ_c λ_c L_c)/(1 + Σ_c λ_c) over the objective and the cost channels, each an MM-DPO loss."
+    parts, metrics = {}, {}
+    for name, ch in b.channels.items():
+        bt = beta_dynamic(ch.margin, beta, w, k, beta_min)
+        loss, rc, rr = dpo_loss(*pick(b.policy, ch.chosen), *pick(b.ref, ch.chosen), bt)
+        parts[name] = loss * ch.has
+        metrics.update(channel_metrics(name, ch, loss, bt, rc, rr))
+    costs = b.cost_channels
+    alone = [c for c in costs if math.isinf(lambdas[c])]
+    if alone: return sum(parts[c] for c in alone) / len(alone), metrics
+    lam = {c: float(lambdas[c]) for c in costs}
+    objective = sum(parts[n] for n in b.channels if n not in lam)
+    return (objective + sum(lam[c] * parts[c] for c in costs)) / (1 + sum(lam.values())), metrics
 
 # %% ../nbs/04_loss.ipynb 22
 class LagrangeMultiplier:
-    "λ ≥ 0 for the cost constraint J_C ≤ threshold, updated by projected gradient ascent on the dual."
-    def __init__(self, init:float=1.0,        # starting λ (math.inf: harmless channel only, never updated)
+    "λ ≥ 0 for the cost constraint J_C ≤ threshold, updated by projected gradient ascent on the dual (`dual_ascent`)."
+    rule = 'dual_ascent'
+    def __init__(self, init:float=1.0,        # starting λ (math.inf: that cost channel alone, never updated)
                  lr:float=0.05,               # η_λ; 0 keeps λ fixed
                  threshold:float=0.0,         # d, in cost units (C = −R_S)
                  max_value:float=10.0,        # λ_max
                  delay:int=0,                 # observations before the first update
                  window:int=1,                # observations averaged into Ĵ_C
-                 every:int=1):                # observations between updates
+                 every:int=1):                # optimizer steps between observations (each followed by an update)
         if init < 0 or lr < 0 or max_value < 0 or delay < 0 or window < 1 or every < 1:
-            raise ValueError('LagrangeMultiplier: init, lr, max_value, delay >= 0 and window, every >= 1')
+            raise ValueError(f'{type(self).__name__}: init, lr, max_value, delay >= 0 and window, every >= 1')
         self.lr, self.threshold, self.max_value, self.delay, self.window, self.every = lr, threshold, max_value, delay, window, every
         self.lambda_ = init if math.isinf(init) else min(init, max_value)
         self.history, self.n = deque(maxlen=window), 0
@@ -113,23 +167,47 @@ class LagrangeMultiplier:
         "The windowed estimate Ĵ_C (nan before the first observation)."
         return sum(self.history) / len(self.history) if self.history else float('nan')
 
+    def due(self, step:int)->bool:
+        "Whether J_C is to be measured (and λ updated) after optimizer step `step` (1-based)."
+        return step % self.every == 0
+
     def update(self, j_c:float)->float:
-        "Record one estimate of J_C; step λ when due; return λ."
+        "Record one estimate of J_C; step λ once past the delay; return λ."
         if not math.isfinite(j_c): raise ValueError(f'J_C estimate must be finite, got {j_c}')
         self.history.append(float(j_c)); self.n += 1
-        due = self.n > self.delay and (self.n - self.delay) % self.every == 0
-        if due and self.lr > 0 and not math.isinf(self.lambda_):
-            self.lambda_ = min(max(self.lambda_ + self.lr * (self.j_c - self.threshold), 0.0), self.max_value)
+        if self.n > self.delay and self.lr > 0 and not math.isinf(self.lambda_):
+            self.lambda_ = self._step(self.lambda_, self.j_c - self.threshold)
         return self.value
 
+    def _step(self, lam:float, gap:float)->float:             # gap = Ĵ_C − d
+        return min(max(lam + self.lr * gap, 0.0), self.max_value)
+
     def state_dict(self)->dict:
-        return {'lambda': self.lambda_, 'history': list(self.history), 'n': self.n}
+        return {'rule': self.rule, 'lambda': self.lambda_, 'history': list(self.history), 'n': self.n}
 
     def load_state_dict(self, d:dict):
+        if d.get('rule', self.rule) != self.rule: raise ValueError(f"checkpoint λ follows rule {d['rule']!r}, this run {self.rule!r}")
         self.lambda_, self.n = float(d['lambda']), int(d['n'])
         self.history = deque(d['history'], maxlen=self.window)
 
-    def __repr__(self): return f'LagrangeMultiplier(λ={self.value:.4g}, Ĵ_C={self.j_c:.4g}, d={self.threshold})'
+    def __repr__(self): return f'{type(self).__name__}(λ={self.value:.4g}, Ĵ_C={self.j_c:.4g}, d={self.threshold})'
+
+class LogLagrangeMultiplier(LagrangeMultiplier):
+    "Safe RLHF's rule (`safe_rlhf`): log λ ← log λ + η·λ·(Ĵ_C − d), λ ≤ λ_max; λ stays > 0 and moves in proportion to itself."
+    rule = 'safe_rlhf'
+    def __init__(self, init:float=1.0, *args, **kw):
+        if not init > 0: raise ValueError(f'the safe_rlhf rule updates log λ: lambda_init must be > 0, got {init}')
+        super().__init__(init, *args, **kw)
+
+    def _step(self, lam:float, gap:float)->float:
+        return min(math.exp(math.log(lam) + self.lr * lam * gap), self.max_value)
+
+LAMBDA_RULES = {c.rule: c for c in (LagrangeMultiplier, LogLagrangeMultiplier)}
+
+def make_lambda(rule:str='dual_ascent', **kw)->LagrangeMultiplier:
+    "The λ controller registered as `rule`, built with its keyword arguments."
+    if rule not in LAMBDA_RULES: raise ValueError(f"unknown lambda_rule {rule!r}; one of: {', '.join(LAMBDA_RULES)}")
+    return LAMBDA_RULES[rule](**kw)
 
 # %% ../nbs/04_loss.ipynb 28
 def implicit_cost(policy_logps:Tensor,  # (B,2)
@@ -143,11 +221,71 @@ def cost_range(costs:Tensor)->tuple[float, float, float]:
     "(min, reference, max) of the implicit J_C on a data set: always the cheaper, h = 0, always the dearer response."
     return costs.min(1).values.mean().item(), costs.mean().item(), costs.max(1).values.mean().item()
 
-def generated_cost(policy, tokenizer, cost_model, cost_tokenizer, prompts:list[str],
-                   max_new_tokens:int=48, temperature:float=1.0, seed:int=0, max_length:int=128, max_prompt_length:int=96)->float:
-    "J_C by generation: the mean cost −R_S of the policy's sampled answers to `prompts`."
-    from safe_mm_dpo.models import generate
-    from safe_mm_dpo.reward import score
-    answers = [a[0] for a in generate(policy, tokenizer, prompts, max_new_tokens=max_new_tokens, temperature=temperature,
-                                      seed=seed, max_prompt_length=max_prompt_length)]
-    return -score(cost_model, cost_tokenizer, prompts, answers, max_length=max_length, max_prompt_length=max_prompt_length).mean().item()
+# %% ../nbs/04_loss.ipynb 32
+def _helpful_u(b:PrefBatch)->tuple[Tensor, Tensor, Tensor, Tensor]:
+    "The helpful pair: chosen ids, u = h(y_w) − h(y_l), and the safety flags (s_w, s_l) of chosen and rejected (-1: unknown)."
+    ch = b.channels['helpful']
+    if b.safe is None: raise ValueError('this loss needs per-response safety flags (is_response_0_safe, is_response_1_safe)')
+    pc, pr = pick(b.policy, ch.chosen); rc, rr = pick(b.ref, ch.chosen)
+    s_w, s_l = pick(b.safe.float(), ch.chosen)
+    return ch.chosen, (pc - rc) - (pr - rr), s_w, s_l
+
+@register_loss('bfpo')
+def bfpo_loss(b:PrefBatch, lambdas:dict, *, beta:float=0.1, alpha:float=0.5, b1:float=3.0)->tuple[Tensor, dict]:
+    "BFPO's squared loss (u − (b1·b3·s_w − b3·s_l − α)/β)², b3 = 1/(b1 − 1), on the helpful pairs with both safety flags."
+    chosen, u, s_w, s_l = _helpful_u(b)
+    keep = ((chosen >= 0) & (s_w >= 0) & (s_l >= 0)).float()
+    b3 = 1 / (b1 - 1)
+    target = (b1 * b3 * s_w - b3 * s_l - alpha) / beta
+    losses = (u - target) ** 2 * keep
+    n = keep.sum().clamp(min=1)
+    return losses, {'loss_H': losses.sum().detach() / n, 'reward_acc_H': ((u > 0).float() * keep).sum() / n,
+                    'reward_margin_H': (beta * u.detach() * keep).sum() / n, 'bfpo_dropped': 1 - keep.mean()}
+
+def safedpo_transform(chosen:Tensor, s_w:Tensor, s_l:Tensor)->tuple[Tensor, Tensor]:
+    "SafeDPO's T(D): (new chosen ids, keep mask); swap when only the rejected is safe, drop when both are unsafe."
+    swap = (s_w == 0) & (s_l == 1)
+    return torch.where(swap, 1 - chosen, chosen), ((chosen >= 0) & ~((s_w == 0) & (s_l == 0))).float()
+
+@register_loss('safedpo')
+def safedpo_loss(b:PrefBatch, lambdas:dict, *, beta:float=0.1, delta:float=0.0)->tuple[Tensor, dict]:
+    "SafeDPO (uncertain, see above): −log σ(β·u − (h̃_l − h̃_w)·Δ) on the transformed helpful pairs."
+    chosen, _, s_w, s_l = _helpful_u(b)
+    new, keep = safedpo_transform(chosen, s_w, s_l)
+    pc, pr = pick(b.policy, new); rc, rr = pick(b.ref, new)
+    u = (pc - rc) - (pr - rr)
+    nw, nl = pick(b.safe.float(), new)
+    unsafe = lambda s: (s == 0).float()                     # h̃ = 1 for an unsafe response; unknown counts as not unsafe
+    losses = -F.logsigmoid(beta * u - (unsafe(nl) - unsafe(nw)) * delta) * keep
+    n = keep.sum().clamp(min=1)
+    return losses, {'loss_H': losses.sum().detach() / n, 'reward_acc_H': ((u > 0).float() * keep).sum() / n,
+                    'reward_margin_H': (beta * u.detach() * keep).sum() / n, 'safedpo_swapped': (new != chosen).float().mean(),
+                    'safedpo_dropped': 1 - keep.mean()}
+
+# %% ../nbs/04_loss.ipynb 36
+def mocan_dual_grad(lam:float, r:Tensor, g:Tensor, b:float, beta:float)->float:
+    "D'(λ) of MoCAN's dual: E_x E_{π_λ}[g − b] with π_λ ∝ exp((r + λg)/β) over each prompt's samples; r, g (M,K)."
+    w = torch.softmax((r.double() + lam * g.double()) / beta, dim=1)
+    return ((w * (g.double() - b)).sum(1)).mean().item()
+
+def mocan_dual(r:Tensor, g:Tensor, b:float, beta:float=0.1, lam_max:float=1e4, tol:float=1e-6)->float:
+    "λ* = argmin_{λ≥0} D(λ) for E_π[g] ≥ b, by bisection on the monotone D'; r, g: (M prompts, K samples) judge scores."
+    if r.shape != g.shape or r.dim() != 2: raise ValueError(f'r and g must both be (prompts, samples), got {tuple(r.shape)}, {tuple(g.shape)}')
+    if mocan_dual_grad(0.0, r, g, b, beta) >= 0: return 0.0                 # the reference already meets the constraint
+    hi = 1.0
+    while mocan_dual_grad(hi, r, g, b, beta) < 0:
+        hi *= 2
+        if hi > lam_max: raise ValueError(f'MoCAN: no finite λ* meets E[g] >= {b:.4g} on these samples (the best reweighting of the '
+                                          f'reference reaches {mocan_dual_grad(hi, r, g, b, beta) + b:.4g}); loosen the threshold')
+    lo = 0.0
+    while hi - lo > tol * max(1.0, hi):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if mocan_dual_grad(mid, r, g, b, beta) < 0 else (lo, mid)
+    return (lo + hi) / 2
+
+def mocan_relabel(r:Tensor, g:Tensor, lam:float, seed:int=0, sample:bool=True)->Tensor:
+    "New chosen ids (N,) of pairs scored r, g (N,2): y_1 with probability σ(w_1 − w_0), w = r + λ·g (argmax if not `sample`)."
+    w = r.double() + lam * g.double()
+    p1 = torch.sigmoid(w[:, 1] - w[:, 0])
+    if not sample: return (p1 > 0.5).long()
+    return torch.bernoulli(p1, generator=torch.Generator().manual_seed(seed)).long()

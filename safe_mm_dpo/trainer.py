@@ -5,9 +5,9 @@
 # %% ../nbs/05_trainer.ipynb 1
 from __future__ import annotations
 import json, math, os, resource, shutil, sys, time
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass, asdict, field, replace
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Any, Callable, Literal, Optional
 
 import torch
 from tqdm.auto import tqdm
@@ -15,28 +15,51 @@ from tqdm.auto import tqdm
 from .core import ConfigError, UserError, cfg_field, fingerprint, get_logger, seed_everything, write_json, read_json
 from .data import chat_prompt, load_split
 from .training import ModelArgs, TrainArgs, make_accelerator, save_model, start_run, train_loop
-from .models import collate, encode, load_model, load_tokenizer, token_logps, Encoded
-from .reward import load_judge, score_records
-from .loss import LagrangeMultiplier, cost_range, implicit_cost, kl_k3, safe_mm_dpo_loss, generated_cost
+from .models import collate, encode, generate, load_model, load_tokenizer, token_logps, Encoded
+from .reward import load_judge, score, score_records
+from .loss import (LAMBDA_RULES, LOSSES, Channel, PrefBatch, call_loss, cost_range, implicit_cost, kl_k3, loss_params, make_lambda,
+                              mocan_dual, mocan_relabel)
 
 # %% auto 0
-__all__ = ['PRESETS', 'DPOConfig', 'sequence_logps', 'Precomputed', 'precompute', 'margins_and_costs', 'reset_peak_memory',
-           'peak_memory_mb', 'train_safe_mm_dpo', 'read_metrics', 'smooth_curve', 'plot_training']
+__all__ = ['METHODS', 'inf', 'CHANNELS', 'Method', 'register_method', 'DPOConfig', 'sequence_logps', 'Precomputed', 'precompute',
+           'preference_channels', 'reset_peak_memory', 'peak_memory_mb', 'generated_cost', 'PreferenceStep',
+           'RunContext', 'train_safe_mm_dpo', 'sacpo_stage1', 'merge_policies', 'p_sacpo', 'mocan_relabel_pairs',
+           'read_metrics', 'smooth_curve', 'plot_training']
 
 # %% ../nbs/05_trainer.ipynb 6
-PRESETS = {
-    # method: (w, lambda_init, lambda_lr)
-    'safe_mm_dpo': (0.5, 1.0, 0.1),        # margin-aware β on both channels, λ learned by dual ascent
-    'mm_dpo': (0.5, 0.0, 0.0),             # MM-DPO on the helpful channel (λ = 0)
-    'dpo_helpful': (0.0, 0.0, 0.0),        # plain DPO on the helpful channel
-    'dpo_harmless': (0.0, math.inf, 0.0),  # plain DPO on the harmless channel (λ = ∞)
-    'fixed_lambda': (0.5, 1.0, 0.0),       # both channels, a fixed trade-off λ
-}
+@dataclass
+class Method:
+    "A registered alignment method: the loss it trains with, the config values it sets, and what it does around training."
+    loss: str                                            # a key of `loss.LOSSES`
+    doc: str                                             # one line, for `--help` and the docs
+    defaults: dict = field(default_factory=dict)         # config values it sets unless the config does (w, lambda_init, lambda_lr)
+    args: dict = field(default_factory=dict)             # its own `method_args` and their defaults, besides its loss's parameters
+    start: Optional[Callable] = None                     # (cfg, log) → the policy to start from and use as reference (SACPO's stage 1)
+    relabel: Optional[Callable] = None                   # (cfg, records, channels, pre, accelerator, log) → channels, labels changed (MoCAN)
+    run: Optional[Callable] = None                       # (cfg) → summary, instead of one training run (P-SACPO's merge)
+
+METHODS:dict[str, Method] = {}
+
+def register_method(name:str, loss:str, doc:str, *, args:dict|None=None, start=None, relabel=None, run=None, **defaults)->Method:
+    "Register `name` for `--method`: a loss from `loss.LOSSES`, the config values it sets (`defaults`), and optional hooks."
+    if loss not in LOSSES: raise ValueError(f'method {name!r}: unknown loss {loss!r}; registered: {", ".join(LOSSES)}')
+    METHODS[name] = Method(loss, doc, defaults, dict(args or {}), start, relabel, run)
+    return METHODS[name]
+
+inf = math.inf
+_UNCONSTRAINED = dict(w=0.0, lambda_init=0.0, lambda_lr=0.0)     # what a method that does not set them gets: no MM-DPO β, no λ
+
+register_method('safe_mm_dpo', 'safe_mm_dpo', 'margin-aware β on both channels, λ learned against the threshold', w=0.5, lambda_init=1.0, lambda_lr=0.1)
+register_method('mm_dpo', 'safe_mm_dpo', 'MM-DPO on the helpful channel (λ = 0)', w=0.5, lambda_init=0.0, lambda_lr=0.0)
+register_method('dpo_helpful', 'safe_mm_dpo', 'plain DPO on the helpful channel', w=0.0, lambda_init=0.0, lambda_lr=0.0)
+register_method('dpo_harmless', 'safe_mm_dpo', 'plain DPO on the harmless channel (λ = ∞)', w=0.0, lambda_init=inf, lambda_lr=0.0)
+register_method('fixed_lambda', 'safe_mm_dpo', 'both channels, a fixed trade-off λ', w=0.5, lambda_init=1.0, lambda_lr=0.0)
 
 @dataclass
 class DPOConfig(ModelArgs, TrainArgs):
-    "Options of `safe-mm-dpo train` (unset `w`, `lambda_init`, `lambda_lr` come from the `method` preset)."
-    method: Literal['safe_mm_dpo', 'mm_dpo', 'dpo_helpful', 'dpo_harmless', 'fixed_lambda'] = cfg_field('safe_mm_dpo', 'method preset')
+    "Options of `safe-mm-dpo train` (unset `w`, `lambda_init`, `lambda_lr` come from the `method`)."
+    method: str = cfg_field('safe_mm_dpo', 'registered method (safe_mm_dpo, mm_dpo, dpo_helpful, dpo_harmless, fixed_lambda; peers: sacpo, p_sacpo, mocan, bfpo, safedpo)')
+    method_args: dict = cfg_field({}, "the method's own options, e.g. {alpha: 0.5} for bfpo, {q: 0.5} for p_sacpo (see the method's section)")
     model_name_or_path: str = cfg_field('models/sft', 'policy to start from (the SFT model)')
     ref_model_name_or_path: Optional[str] = cfg_field(None, 'reference policy (default: model_name_or_path; with LoRA: the base with adapters off)')
     helpful_rm: str = cfg_field('models/helpful_rm', 'Helpful reward model (R_H)')
@@ -45,17 +68,18 @@ class DPOConfig(ModelArgs, TrainArgs):
     epochs: int = cfg_field(2, 'passes over the training records')
     lr: float = cfg_field(1e-4, 'peak learning rate')
     beta: float = cfg_field(0.1, 'β_ori')
-    w: Optional[float] = cfg_field(None, 'MM-DPO weight of the margin (β ≤ (1+w)β_ori); None: from the preset')
+    w: Optional[float] = cfg_field(None, 'MM-DPO weight of the margin (β ≤ (1+w)β_ori); None: from the method')
     k: float = cfg_field(0.5, 'MM-DPO saturation rate of the margin')
     beta_min: Optional[float] = cfg_field(None, 'lower clamp of β; None: β_ori (the MM-RLHF clamp)')
     margin_norm: Literal['none', 'std'] = cfg_field('none', "divide margins by the judge's score std on the training set")
-    lambda_init: Optional[float] = cfg_field(None, 'initial λ (inf: harmless channel only); None: from the preset')
-    lambda_lr: Optional[float] = cfg_field(None, 'dual ascent rate η_λ (0: fixed λ); None: from the preset')
+    lambda_rule: Literal['dual_ascent', 'safe_rlhf'] = cfg_field('dual_ascent', "λ controller: projected dual ascent, or Safe RLHF's log-λ step")
+    lambda_init: Optional[float] = cfg_field(None, 'initial λ (inf: harmless channel only); None: from the method')
+    lambda_lr: Optional[float] = cfg_field(None, 'λ step size η_λ (0: fixed λ); None: from the method')
     lambda_max: float = cfg_field(10.0, 'λ_max')
     threshold: float = cfg_field(0.0, 'cost threshold d, in cost units (C = −R_S)')
     threshold_relative: Optional[float] = cfg_field(None, 'if set, d = J_min + q·(J_max − J_min) of the implicit J_C range on the training data')
     lambda_update_delay: int = cfg_field(0, 'J_C observations before λ starts to move')
-    lambda_update_every: int = cfg_field(1, 'steps between J_C observations')
+    lambda_update_every: int = cfg_field(1, 'optimizer steps between J_C observations (each followed by a λ update)')
     lambda_window: int = cfg_field(4, 'J_C observations averaged for each update')
     jc_estimator: Literal['implicit', 'generate'] = cfg_field('implicit', 'implicit (free) or generate (sample + cost model)')
     jc_prompts: int = cfg_field(32, "'generate': held-out prompts per J_C estimate")
@@ -68,19 +92,35 @@ class DPOConfig(ModelArgs, TrainArgs):
 
     def __post_init__(self):
         self.check_train_args()
-        w, li, ll = PRESETS[self.method]
-        if self.w is None: self.w = w
-        if self.lambda_init is None: self.lambda_init = li
-        if self.lambda_lr is None: self.lambda_lr = ll
+        if self.method not in METHODS:
+            raise ConfigError(f"config key 'method': unknown method {self.method!r}; registered: {', '.join(METHODS)}")
+        m = METHODS[self.method]
+        for key, v in {**_UNCONSTRAINED, **m.defaults}.items():
+            if getattr(self, key) is None: setattr(self, key, v)
+        known = {**{k: v for k, v in loss_params(m.loss).items() if k not in ('beta', 'w', 'k', 'beta_min')}, **m.args}
+        bad = sorted(set(self.method_args) - set(known))
+        if bad: raise ConfigError(f"config key 'method_args': {bad} not options of method {self.method!r}"
+                                  + (f"; its options: {', '.join(f'{k} (default {v})' for k, v in known.items())}" if known else ' (it has none)'))
         if self.w < 0 or self.k < 0: raise ConfigError("config keys 'w' and 'k' must be >= 0")
         if self.beta <= 0: raise ConfigError("config key 'beta' must be > 0")
         if self.beta_min is not None and not 0 < self.beta_min <= self.beta: raise ConfigError("config key 'beta_min' must be in (0, beta]")
         if self.lambda_init < 0 or self.lambda_lr < 0: raise ConfigError("config keys 'lambda_init' and 'lambda_lr' must be >= 0")
         if math.isinf(self.lambda_init) and self.lambda_lr > 0: raise ConfigError("lambda_init = inf cannot be learned: set lambda_lr 0")
+        if self.lambda_rule == 'safe_rlhf' and self.lambda_lr > 0 and not self.lambda_init > 0:
+            raise ConfigError("lambda_rule 'safe_rlhf' moves log λ: lambda_init must be > 0")
         if self.lambda_window < 1 or self.lambda_update_every < 1: raise ConfigError("config keys 'lambda_window' and 'lambda_update_every' must be >= 1")
         if self.kl_coef < 0: raise ConfigError("config key 'kl_coef' must be >= 0")
         if self.threshold_relative is not None and not 0 <= self.threshold_relative <= 1:
             raise ConfigError("config key 'threshold_relative' must be in [0, 1]")
+
+    def method_options(self)->dict:
+        "The method's own options, its defaults filled in (what `method_args` did not set)."
+        m = METHODS[self.method]
+        return {**{k: v for k, v in loss_params(m.loss).items() if k not in ('beta', 'w', 'k', 'beta_min')}, **m.args, **self.method_args}
+
+    def loss_kwargs(self)->dict:
+        "What the registered loss receives: the shared β, w, k, β_min and the method's options."
+        return {'beta': self.beta, 'w': self.w, 'k': self.k, 'beta_min': self.beta_min, **self.method_options()}
 
 # %% ../nbs/05_trainer.ipynb 9
 @torch.no_grad()
@@ -161,19 +201,25 @@ def precompute(cfg:DPOConfig, records:list[dict], split:str, ref_path:str|None, 
     return pre
 
 # %% ../nbs/05_trainer.ipynb 13
-def margins_and_costs(records:list[dict], pre:Precomputed, norm:str='none', stds:tuple|None=None):
-    "δ_H, δ_S (B,) from the judges' scores of the labelled pairs, and the costs C = −R_S (B,2)."
-    better = torch.tensor([-1 if r['better_response_id'] is None else r['better_response_id'] for r in records])
-    safer = torch.tensor([-1 if r['safer_response_id'] is None else r['safer_response_id'] for r in records])
-    sh, ss = pre.helpful_scores, pre.harmless_scores
-    sd_h, sd_s = stds if stds else ((sh.std().item(), ss.std().item()) if norm == 'std' else (1.0, 1.0))
-    b = better.clamp(min=0)
-    d_h = (sh.gather(1, b[:, None]) - sh.gather(1, 1 - b[:, None])).squeeze(1) / sd_h
-    d_h = torch.where(better >= 0, d_h, torch.zeros_like(d_h))
-    s = safer.clamp(min=0)
-    d_s = (ss.gather(1, s[:, None]) - ss.gather(1, 1 - s[:, None])).squeeze(1) / sd_s
-    d_s = torch.where(safer >= 0, d_s, torch.zeros_like(d_s))
-    return better, safer, d_h, d_s, -ss, (sd_h, sd_s)
+CHANNELS = {
+    # channel: (record field of its preferred response, `Precomputed` field of its judge's scores, cost channel?)
+    'helpful': ('better_response_id', 'helpful_scores', False),
+    'harmless': ('safer_response_id', 'harmless_scores', True),
+}
+
+def _flag(v)->int: return -1 if v is None else int(bool(v))
+
+def preference_channels(records:list[dict], pre:Precomputed, norm:str='none', stds:dict|None=None)->tuple[dict, torch.Tensor, dict]:
+    "(channels, per-response safety flags (N,2), score stds) of `records`: labels from the records, margins from the judges."
+    stds = dict(stds or {})
+    channels = {}
+    for name, (label, scores_field, cost) in CHANNELS.items():
+        s = getattr(pre, scores_field)
+        if name not in stds: stds[name] = s.std().item() if norm == 'std' else 1.0
+        chosen = torch.tensor([-1 if r[label] is None else r[label] for r in records])
+        channels[name] = Channel.from_scores(chosen, s, cost=cost, std=stds[name])
+    safe = torch.tensor([[_flag(r.get('is_response_0_safe')), _flag(r.get('is_response_1_safe'))] for r in records])
+    return channels, safe, stds
 
 # %% ../nbs/05_trainer.ipynb 15
 def reset_peak_memory(device):
@@ -192,117 +238,180 @@ def peak_memory_mb(device)->float:
     kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss                   # elsewhere: the process's lifetime peak
     return kb / 1024 if sys.platform != 'darwin' else kb / 2**20
 
+def generated_cost(policy, tokenizer, cost_model, cost_tokenizer, prompts:list[str],
+                   max_new_tokens:int=48, temperature:float=1.0, seed:int=0, max_length:int=128, max_prompt_length:int=96)->float:
+    "J_C by generation: the mean cost −R_S of the policy's sampled answers to `prompts`."
+    answers = [a[0] for a in generate(policy, tokenizer, prompts, max_new_tokens=max_new_tokens, temperature=temperature,
+                                      seed=seed, max_prompt_length=max_prompt_length)]
+    return -score(cost_model, cost_tokenizer, prompts, answers, max_length=max_length, max_prompt_length=max_prompt_length).mean().item()
+
+class PreferenceStep:
+    "The method's loss on a batch of records, the one call training and validation share: log-probs of both responses, the registered loss, the KL term, Ĵ_C."
+    def __init__(self, cfg:DPOConfig, tok, records:list[dict], channels:dict, safe:torch.Tensor, pre:Precomputed,
+                 lora_ref:bool,        # the reference is the policy with its adapters off (computed on the fly)
+                 device, unwrap=lambda m: m):
+        self.cfg, self.tok, self.pre, self.lora_ref, self.dev, self.unwrap = cfg, tok, pre, lora_ref, device, unwrap
+        self.enc = [[encode(tok, chat_prompt(r), r[f'response_{i}'], cfg.max_length, cfg.max_prompt_length) for i in (0, 1)] for r in records]
+        self.channels, self.safe = channels, safe
+        self.loss_name, self.params = METHODS[cfg.method].loss, cfg.loss_kwargs()
+        self._jc, self._n = {}, 0                       # Σ Ĵ_C per cost channel and records, since the last `take_jc`
+
+    def _logps(self, model, idx):
+        b = collate([self.enc[i][0] for i in idx] + [self.enc[i][1] for i in idx], self.tok.pad_token_id, self.dev)
+        lp, mask = token_logps(model(input_ids=b['input_ids'], attention_mask=b['attention_mask']).logits, b['labels'])
+        return lp, mask, int(b['attention_mask'].sum())
+
+    def _reference(self, model, idx, lp, mask):
+        "(B,2) reference log-probs, and the per-token ones shaped like `lp` when the KL term needs them."
+        B = len(idx)
+        if self.lora_ref:                                                     # the base, adapters off
+            m = self.unwrap(model)
+            with torch.no_grad(), m.disable_adapter(): ref_tok, _, _ = self._logps(m, idx)
+            return torch.stack([ref_tok[:B].sum(-1), ref_tok[B:].sum(-1)], 1), ref_tok
+        ref = self.pre.ref_logps[idx].to(self.dev)
+        if not self.cfg.kl_coef: return ref, None
+        ref_tok = torch.zeros_like(lp)
+        flat = [self.pre.ref_token_logps[i][0] for i in idx] + [self.pre.ref_token_logps[i][1] for i in idx]
+        for j, vals in enumerate(flat): ref_tok[j][mask[j]] = torch.tensor(vals, device=lp.device, dtype=lp.dtype)
+        return ref, ref_tok
+
+    def __call__(self, model, idx:list[int], lambdas:dict)->tuple[torch.Tensor, dict]:
+        "(mean loss, metrics) on records `idx`; `model` may be the DDP-wrapped policy; `lambdas`: λ of each cost channel."
+        B, t = len(idx), torch.as_tensor(idx)
+        lp, mask, n_tok = self._logps(model, idx)                             # one forward: y_0 and y_1 of B records
+        pol = torch.stack([lp[:B].sum(-1), lp[B:].sum(-1)], 1)
+        ref, ref_tok = self._reference(model, idx, lp, mask)
+        batch = PrefBatch(pol, ref, {n: c.rows(t).to(self.dev) for n, c in self.channels.items()}, self.safe[t].to(self.dev))
+        losses, m = call_loss(self.loss_name, batch, lambdas, self.params)
+        if self.cfg.kl_coef > 0:
+            k = kl_k3(lp, ref_tok, mask); kl = (k[:B] + k[B:]) / 2
+            losses = losses + self.cfg.kl_coef * kl
+            m['KL'] = kl.detach().mean()
+        for name in batch.cost_channels:                                      # the policy's implicit Ĵ_C, for λ and the logs
+            jc = implicit_cost(pol, ref, -batch.channels[name].scores)
+            m['J_C' if name == 'harmless' else f'J_C_{name}'] = jc.mean()
+            self._jc[name] = self._jc.get(name, 0.0) + jc.sum()
+        self._n += B
+        m['tokens'] = n_tok
+        return losses.mean(), m
+
+    def take_jc(self, accelerator=None)->dict:
+        "Ĵ_C of each cost channel over the records seen since the last call (all processes), and start afresh."
+        names = sorted(self._jc)
+        v = torch.stack([torch.as_tensor(self._jc[n], dtype=torch.float32, device=self.dev).reshape(()) for n in names]
+                        + [torch.tensor(float(self._n), device=self.dev)])
+        if accelerator is not None and accelerator.num_processes > 1: v = accelerator.reduce(v, 'sum')
+        self._jc, self._n = {}, 0
+        return {n: (v[i] / v[-1].clamp(min=1)).item() for i, n in enumerate(names)}
+
+    @torch.no_grad()
+    def evaluate(self, model, lambdas:dict, batch_size:int)->dict:
+        "Record-weighted means of the loss and the metrics over all records (validation), with the training loss call."
+        sums, n = {}, 0
+        for s in range(0, len(self.enc), batch_size):
+            idx = list(range(s, min(s + batch_size, len(self.enc))))
+            loss, m = self(model, idx, lambdas)
+            m.pop('tokens')
+            for k, v in {'loss': loss, **m}.items(): sums[k] = sums.get(k, 0.0) + float(v) * len(idx)
+            n += len(idx)
+        self._jc, self._n = {}, 0
+        return {k: v / max(n, 1) for k, v in sums.items()}
+
+class RunContext:
+    "What a method's hooks may read: the run's accelerator, logger, start policy, thresholds and output folder; `summary` goes into train_metrics.json."
+    def __init__(self, accelerator, log, out:Path, start:str, threshold:float|None=None):
+        self.accelerator, self.log, self.out, self.start, self.threshold, self.summary = accelerator, log, out, start, threshold, {}
+
 def train_safe_mm_dpo(cfg:DPOConfig)->dict:
-    "Run Safe-MM-DPO (or one of its special cases) and save the aligned policy; return the summary metrics."
+    "Train the policy with `cfg.method` (Safe-MM-DPO, a special case, or a peer) and save it; return the summary metrics."
+    method = METHODS[cfg.method]
+    if method.run: return method.run(cfg)
     log = get_logger()
     acc = make_accelerator(cfg)
     reset_peak_memory(acc.device)
     out, ckpt = start_run(cfg, cfg.output_dir, acc)
     seed_everything(cfg.seed)
+    ctx = RunContext(acc, log, out, cfg.model_name_or_path)
+    if method.start: ctx.start = method.start(cfg, ctx)                      # SACPO: stage 1 first, its policy is π_ref
     train = load_split(cfg.data_dir, 'train')
     if cfg.max_train_examples: train = train[:cfg.max_train_examples]
     val = load_split(cfg.data_dir, 'val')
     # π_ref is the policy we start from. A new LoRA adapter on a plain model starts as that model, so the reference is
     # the base with the adapter switched off (nothing to precompute). A policy that is already an adapter (an adapter SFT)
     # is trained further, and its reference is that adapter as loaded: its log-probs are precomputed once.
-    starts_as_adapter = (Path(cfg.model_name_or_path)/'adapter_config.json').exists()
-    lora_ref = cfg.lora_r > 0 and cfg.ref_model_name_or_path is None and not starts_as_adapter
-    ref_path = None if lora_ref else (cfg.ref_model_name_or_path or cfg.model_name_or_path)
-    if starts_as_adapter: log.info(f'{cfg.model_name_or_path} is an adapter: training continues it, and the reference is the '
+    starts_as_adapter = (Path(ctx.start)/'adapter_config.json').exists()
+    own_ref = cfg.ref_model_name_or_path is not None and not method.start
+    lora_ref = cfg.lora_r > 0 and not own_ref and not starts_as_adapter
+    ref_path = None if lora_ref else (cfg.ref_model_name_or_path if own_ref else ctx.start)
+    if starts_as_adapter: log.info(f'{ctx.start} is an adapter: training continues it, and the reference is the '
                                    'adapter as loaded (precomputed), not the base model')
     pre = precompute(cfg, train, 'train', ref_path, acc, log)
     pre_val = precompute(cfg, val, 'val', ref_path, acc, log) if val else None
-    better, safer, d_h, d_s, costs, stds = margins_and_costs(train, pre, cfg.margin_norm)
-    j_min, j_ref, j_max = cost_range(costs)
-    threshold = cfg.threshold if cfg.threshold_relative is None else j_min + cfg.threshold_relative * (j_max - j_min)
-    log.info(f'implicit J_C on the training data: min {j_min:.3f}, reference {j_ref:.3f}, max {j_max:.3f}; threshold d = {threshold:.3f}')
-    lm = LagrangeMultiplier(cfg.lambda_init, cfg.lambda_lr, threshold, cfg.lambda_max, cfg.lambda_update_delay, cfg.lambda_window)
+    channels, safe, stds = preference_channels(train, pre, cfg.margin_norm)
+    j_min, j_ref, j_max = cost_range(-channels['harmless'].scores)
+    ctx.threshold = cfg.threshold if cfg.threshold_relative is None else j_min + cfg.threshold_relative * (j_max - j_min)
+    log.info(f'implicit J_C on the training data: min {j_min:.3f}, reference {j_ref:.3f}, max {j_max:.3f}; threshold d = {ctx.threshold:.3f}')
+    if method.relabel: channels = method.relabel(cfg, train, channels, pre, ctx)   # MoCAN: labels from λ*, before training
+    lambdas = {n: make_lambda(cfg.lambda_rule, init=cfg.lambda_init, lr=cfg.lambda_lr, threshold=ctx.threshold, max_value=cfg.lambda_max,
+                              delay=cfg.lambda_update_delay, window=cfg.lambda_window, every=cfg.lambda_update_every)
+               for n, c in channels.items() if c.cost}
+    lam = lambda: {n: lm.value for n, lm in lambdas.items()}
+    shown = lambda v: v if math.isfinite(v) else -1.0                        # -1 stands for λ = ∞ in the logs
 
-    tok = load_tokenizer(cfg.model_name_or_path, cfg.trust_remote_code)
-    model = load_model(cfg.model_name_or_path, 'causal', cfg)
-    enc = [[encode(tok, chat_prompt(r), r[f'response_{i}'], cfg.max_length, cfg.max_prompt_length) for i in (0, 1)] for r in train]
-    n_trunc = sum(e[0].truncated or e[1].truncated for e in enc)
-    if n_trunc: log.info(f'{n_trunc} of {len(enc)} records have a response truncated to max_length={cfg.max_length}')
+    tok = load_tokenizer(ctx.start, cfg.trust_remote_code)
+    model = load_model(ctx.start, 'causal', cfg)
+    step = PreferenceStep(cfg, tok, train, channels, safe, pre, lora_ref, acc.device, acc.unwrap_model)
+    vstep = PreferenceStep(cfg, tok, val, *preference_channels(val, pre_val, cfg.margin_norm, stds)[:2], pre_val, lora_ref,
+                           acc.device) if pre_val is not None else None
+    n_trunc = sum(e[0].truncated or e[1].truncated for e in step.enc)
+    if n_trunc: log.info(f'{n_trunc} of {len(step.enc)} records have a response truncated to max_length={cfg.max_length}')
+    learn = cfg.lambda_lr > 0 or cfg.jc_estimator == 'generate'
     cost_judge = load_judge(cfg.harmless_cm, cfg) if cfg.jc_estimator == 'generate' else None
     jc_pool = [p for _, p in sorted({r['prompt']: chat_prompt(r) for r in val}.items())] if cfg.jc_estimator == 'generate' else []
     if cfg.jc_estimator == 'generate' and not jc_pool: raise UserError("jc_estimator 'generate' needs prompts in the val split")
 
-    def forward_logps(m, idx):
-        b = collate([enc[i][0] for i in idx] + [enc[i][1] for i in idx], tok.pad_token_id, acc.device)
-        logits = m(input_ids=b['input_ids'], attention_mask=b['attention_mask']).logits
-        lp, mask = token_logps(logits, b['labels'])
-        return lp, mask, int(b['attention_mask'].sum())
+    def loss_fn(model, idx):
+        loss, m = step(model, idx, lam())
+        m['lambda'] = shown(lambdas['harmless'].value)
+        return loss, m
 
-    def loss_fn(model, idx):                                                   # `model`: the loop's (DDP-wrapped) policy
-        B = len(idx)
-        lp, mask, n_tok = forward_logps(model, idx)                            # one forward: y_0 and y_1 of B records
-        pol = torch.stack([lp[:B].sum(-1), lp[B:].sum(-1)], 1)                 # (B,2)
-        if lora_ref:                                                           # reference = base with adapters off
-            with torch.no_grad(), acc.unwrap_model(model).disable_adapter():
-                ref_tok, _, _ = forward_logps(acc.unwrap_model(model), idx)
-            ref = torch.stack([ref_tok[:B].sum(-1), ref_tok[B:].sum(-1)], 1)
-        else:
-            ref = pre.ref_logps[idx].to(acc.device)
-            ref_tok = None
-            if cfg.kl_coef > 0:
-                ref_tok = torch.zeros_like(lp)
-                flat = [pre.ref_token_logps[i][0] for i in idx] + [pre.ref_token_logps[i][1] for i in idx]
-                for j, vals in enumerate(flat): ref_tok[j][mask[j]] = torch.tensor(vals, device=lp.device, dtype=lp.dtype)
-        kl = None
-        if cfg.kl_coef > 0:
-            k = kl_k3(lp, ref_tok, mask)
-            kl = (k[:B] + k[B:]) / 2
-        losses, m = safe_mm_dpo_loss(pol, ref, better[idx].to(acc.device), safer[idx].to(acc.device), d_h[idx].to(acc.device),
-                                     d_s[idx].to(acc.device), lm.value, cfg.beta, cfg.w, cfg.k, cfg.beta_min, kl, cfg.kl_coef)
-        m['J_C'] = implicit_cost(pol, ref, costs[idx].to(acc.device)).mean()
-        m['lambda'] = lm.value if math.isfinite(lm.value) else -1.0
-        m['tokens'] = n_tok
-        return losses.mean(), m
-
-    def on_step_end(step, metrics):
-        if cfg.lambda_lr == 0 and cfg.jc_estimator == 'implicit': return {}
-        if step % cfg.lambda_update_every: return {}
+    def on_step_end(s, metrics):
+        jc = step.take_jc(acc)                                                # this step's implicit Ĵ_C, all processes
+        lm = lambdas['harmless']
+        if not learn or not lm.due(s): return {}
         if cfg.jc_estimator == 'generate':
-            start = ((step // cfg.lambda_update_every) * cfg.jc_prompts) % len(jc_pool)
-            prompts = (jc_pool * 2)[start:start + cfg.jc_prompts]
-            mine = prompts[acc.process_index::acc.num_processes]
-            jc = generated_cost(acc.unwrap_model(model), tok, *cost_judge, mine, cfg.jc_max_new_tokens, seed=cfg.seed + step,
-                                max_length=cfg.max_length, max_prompt_length=cfg.max_prompt_length)
-            jc = acc.reduce(torch.tensor(jc, device=acc.device), 'mean').item() if acc.num_processes > 1 else jc
-            metrics['J_C_generated'] = jc
-        else: jc = metrics['J_C']                                              # already the mean over processes
-        lm.update(jc)
-        return {'J_C_hat': lm.j_c, 'lambda_next': lm.value if math.isfinite(lm.value) else -1.0, 'threshold': threshold}
+            start = ((s // lm.every) * cfg.jc_prompts) % len(jc_pool)
+            mine = (jc_pool * 2)[start:start + cfg.jc_prompts][acc.process_index::acc.num_processes]
+            g = generated_cost(acc.unwrap_model(model), tok, *cost_judge, mine, cfg.jc_max_new_tokens, seed=cfg.seed + s,
+                               max_length=cfg.max_length, max_prompt_length=cfg.max_prompt_length)
+            jc['harmless'] = acc.reduce(torch.tensor(g, device=acc.device), 'mean').item() if acc.num_processes > 1 else g
+            metrics['J_C_generated'] = jc['harmless']
+        for n, c in lambdas.items(): c.update(jc[n])
+        return {'J_C_hat': lm.j_c, 'lambda_next': shown(lm.value), 'threshold': ctx.threshold}
 
     def on_epoch_end(epoch):
         m = {}
-        if pre_val is not None:
-            vb, vs, vdh, vds, vc, _ = margins_and_costs(val, pre_val, cfg.margin_norm, stds)
-            venc = [encode(tok, chat_prompt(r), r[f'response_{i}'], cfg.max_length, cfg.max_prompt_length) for i in (0, 1) for r in val]
-            two = lambda x: torch.stack([x[:len(val)], x[len(val):]], 1)
-            pm = acc.unwrap_model(model)
-            pol = two(sequence_logps(pm, tok, venc, cfg.precompute_batch_size))
-            if pre_val.ref_logps is not None: vref = pre_val.ref_logps
-            else:                                                              # LoRA reference: the base, adapters off
-                with pm.disable_adapter(): vref = two(sequence_logps(pm, tok, venc, cfg.precompute_batch_size))
-            losses, vm = safe_mm_dpo_loss(pol, vref, vb, vs, vdh, vds, lm.value, cfg.beta, cfg.w, cfg.k, cfg.beta_min)
-            m = {f'eval/{k}': float(v) for k, v in vm.items()}
-            m['eval/J_C'] = implicit_cost(pol, vref, vc).mean().item()
+        if vstep is not None:
+            m = {f'eval/{k}': v for k, v in vstep.evaluate(acc.unwrap_model(model), lam(), max(1, cfg.precompute_batch_size // 2)).items()}
         if cfg.save_epoch_models and acc.is_main_process: save_model(model, tok, out/f'epoch_{epoch}', acc)
         acc.wait_for_everyone()
         return m
 
     def load_extra(d):
-        if 'lambda' in d: lm.load_state_dict(d['lambda'])
+        st = d.get('lambda', {})
+        for n, c in lambdas.items():
+            if n in st: c.load_state_dict(st[n])
 
-    t0 = time.time()
     res = train_loop(model, tok, cfg, len(train), loss_fn, acc, out, ckpt, on_step_end=on_step_end, on_epoch_end=on_epoch_end,
-                     extra_state=lambda: {'lambda': lm.state_dict()}, load_extra_state=load_extra, desc=cfg.method)
-    summary = {'method': cfg.method, 'steps': res.step, 'lambda': lm.value, 'J_C_hat': lm.j_c, 'threshold': threshold,
+                     extra_state=lambda: {'lambda': {n: c.state_dict() for n, c in lambdas.items()}}, load_extra_state=load_extra,
+                     desc=cfg.method)
+    lm = lambdas['harmless']
+    summary = {'method': cfg.method, 'method_options': cfg.method_options(), 'lambda_rule': cfg.lambda_rule, 'steps': res.step,
+               'lambda': lm.value, 'lambdas': lam(), 'J_C_hat': lm.j_c, 'threshold': ctx.threshold,
                'J_C_range': {'min': j_min, 'reference': j_ref, 'max': j_max}, 'final_metrics': res.last_metrics,
                'seconds': res.seconds, 'seconds_per_step': res.seconds / max(1, res.step - res.start_step),
                'peak_memory_mb': peak_memory_mb(acc.device), 'processes': acc.num_processes, 'truncated_records': n_trunc,
-               'skipped_steps': res.skipped_steps,
+               'skipped_steps': res.skipped_steps, 'start_policy': ctx.start, **ctx.summary,
                'precompute': {'seconds': pre.seconds, 'cache_hit': pre.cache_hit, 'records': len(train)}}
     if acc.num_processes > 1:        # every rank's λ, so that "all ranks hold the same λ" can be checked
         write_json(out/f'lambda_rank{acc.process_index}.json', {'lambda': lm.state_dict(), 'step': res.step})
@@ -312,7 +421,114 @@ def train_safe_mm_dpo(cfg:DPOConfig)->dict:
     acc.wait_for_everyone()
     return summary
 
+
 # %% ../nbs/05_trainer.ipynb 19
+register_method('bfpo', 'bfpo', "BFPO: BFPO's squared loss on helpful pairs, targets set by both responses' safety (04_loss §7)")
+register_method('safedpo', 'safedpo', 'SafeDPO (no public code; uncertain): DPO on safety-transformed helpful pairs with margin Δ (04_loss §7)')
+
+def _finished_run(path:Path, cfg)->bool:
+    "A finished training run of `cfg` in `path` (its model and summary written, same config)."
+    from safe_mm_dpo.training import _config_diff
+    if not (path/'train_metrics.json').exists(): return False
+    if _config_diff(path/'config.yaml', cfg):
+        raise UserError(f'{path} holds a finished run of a different config; remove it, or pass its folder as a method option')
+    return True
+
+def _sub_run(cfg:DPOConfig, name:str, log, **changes)->str:
+    "Train one sub-run of a multi-stage method, or reuse it: it lives beside `output_dir` under a name and its config's fingerprint, so every run that needs the same sub-run (a sweep over β/λ or q) shares it."
+    from safe_mm_dpo.training import _RUNTIME_KEYS
+    kw = dict(w=None, lambda_init=None, lambda_lr=None, method_args={}, output_dir='', **changes)
+    sub = replace(cfg, **kw)
+    key = fingerprint({k: v for k, v in asdict(sub).items() if k not in _RUNTIME_KEYS | {'output_dir'}})[:10]
+    sub.output_dir = str(Path(cfg.output_dir).parent/f'{name}-{key}')
+    if _finished_run(Path(sub.output_dir), sub): log.info(f'{name}: reusing the finished run in {sub.output_dir}')
+    else: log.info(f'{name}: training into {sub.output_dir}'); train_safe_mm_dpo(sub)
+    return sub.output_dir
+
+def sacpo_stage1(cfg:DPOConfig, ctx:RunContext)->str:
+    "SACPO's stage 1: DPO on the helpful pairs from the SFT policy (or the policy given as `stage1_model`)."
+    o = cfg.method_options()
+    if o['stage1_model']:
+        if not Path(o['stage1_model']).exists(): raise UserError(f"method option stage1_model: {o['stage1_model']} does not exist")
+        path = o['stage1_model']
+    else: path = _sub_run(cfg, 'sacpo_stage1_helpful', ctx.log, method='dpo_helpful', beta=o['stage1_beta'])
+    ctx.summary['stage1'] = path
+    return path
+
+register_method('sacpo', 'safe_mm_dpo', "SACPO: DPO on the helpful pairs, then DPO on the harmless pairs from that policy as reference; beta is SACPO's β/λ",
+                args={'stage1_model': None, 'stage1_beta': 0.1}, start=sacpo_stage1, w=0.0, lambda_init=math.inf, lambda_lr=0.0)
+
+def merge_policies(a:str, b:str, q:float, out:Path, cfg:DPOConfig):
+    "θ = (1 − q)·θ_a + q·θ_b of two policies of one architecture (adapters merged into their base first), saved as a plain model."
+    if cfg.load_in_4bit or cfg.load_in_8bit: raise UserError('P-SACPO merges full weights: load the policies unquantised (load_in_4bit/8bit false)')
+    ma, mb = (load_model(p, 'causal', cfg, trainable=False) for p in (a, b))
+    ma, mb = (m.merge_and_unload() if hasattr(m, 'merge_and_unload') else m for m in (ma, mb))
+    sa, sb = ma.state_dict(), mb.state_dict()
+    if sa.keys() != sb.keys(): raise UserError(f'{a} and {b} do not have the same weights; P-SACPO merges two policies of one model')
+    with torch.no_grad():
+        for k, v in sa.items():
+            if v.is_floating_point(): v.mul_(1 - q).add_(sb[k].to(v.dtype), alpha=q)
+    save_model(ma, load_tokenizer(a, cfg.trust_remote_code), out)
+
+def p_sacpo(cfg:DPOConfig)->dict:
+    "P-SACPO: the linear merge (1 − q)·θ_helpful + q·θ_SACPO; trains (or reuses) the two policies it merges."
+    from safe_mm_dpo.training import start_run
+    log, o = get_logger(), cfg.method_options()
+    if not 0 <= o['q'] <= 1: raise ConfigError(f"method option q must be in [0, 1], got {o['q']}")
+    out, _ = start_run(replace(cfg, resume=False), cfg.output_dir)
+    t0 = time.time()
+    stage1 = o['stage1_model'] or _sub_run(cfg, 'sacpo_stage1_helpful', log, method='dpo_helpful', beta=o['stage1_beta'])
+    sacpo = o['sacpo_model'] or _sub_run(cfg, 'p_sacpo_sacpo', log, method='sacpo', beta=o['sacpo_beta'], method_args={'stage1_model': stage1})
+    merge_policies(stage1, sacpo, o['q'], out, cfg)
+    summary = {'method': cfg.method, 'method_options': o, 'merged': {'helpful': stage1, 'sacpo': sacpo, 'q': o['q']}, 'steps': 0,
+               'lambda': float('nan'), 'threshold': float('nan'), 'final_metrics': {}, 'seconds': time.time() - t0}
+    write_json(out/'train_metrics.json', summary)
+    return summary
+
+register_method('p_sacpo', 'safe_mm_dpo', 'P-SACPO: the weight merge (1 − q)·θ_helpful + q·θ_SACPO (no training of its own)',
+                args={'q': 0.5, 'stage1_model': None, 'sacpo_model': None, 'stage1_beta': 0.1, 'sacpo_beta': 0.01}, run=p_sacpo)
+
+def mocan_relabel_pairs(cfg:DPOConfig, records:list[dict], channels:dict, pre:Precomputed, ctx:RunContext)->dict:
+    "MoCAN: sample from π_ref, score with both judges, solve the dual for λ* at b = −d, relabel the helpful pairs by r + λ*·g."
+    o, dev = cfg.method_options(), ctx.accelerator.device
+    prompts = sorted({r['prompt']: chat_prompt(r) for r in records}.items())
+    g = torch.Generator().manual_seed(cfg.seed)
+    prompts = [prompts[i][1] for i in torch.randperm(len(prompts), generator=g)[:o['prompts']].tolist()]
+    policy = load_model(ctx.start, 'causal', cfg, trainable=False).to(dev)
+    tok = load_tokenizer(ctx.start, cfg.trust_remote_code)
+    answers = generate(policy, tok, prompts, max_new_tokens=o['max_new_tokens'], temperature=o['temperature'],
+                       num_samples=o['samples'], seed=cfg.seed, max_prompt_length=cfg.max_prompt_length, progress=cfg.progress)
+    del policy
+    flat_p = [p for p, a in zip(prompts, answers) for _ in a]; flat_a = [x for a in answers for x in a]
+    jlen = cfg.judge_max_length or cfg.max_length
+    scores = {}
+    for name, path in (('r', cfg.helpful_rm), ('g', cfg.harmless_cm)):     # g = R_S = −cost
+        judge, jtok = load_judge(path, cfg)
+        scores[name] = score(judge.to(dev), jtok, flat_p, flat_a, max_length=jlen, max_prompt_length=min(cfg.max_prompt_length, jlen - 1),
+                             progress=cfg.progress, desc=f'MoCAN {name} scores').view(len(prompts), o['samples'])
+        del judge
+    b = -ctx.threshold
+    lam = mocan_dual(scores['r'], scores['g'], b, beta=cfg.beta)
+    w = torch.softmax((scores['r'].double() + lam * scores['g'].double()) / cfg.beta, dim=1)
+    ess = (1 / (w ** 2).sum(1)).mean().item()
+    chosen = mocan_relabel(pre.helpful_scores, pre.harmless_scores, lam, seed=cfg.seed, sample=o['sample'])
+    old = channels['helpful'].chosen
+    flipped = ((chosen != old) & (old >= 0)).float().sum().item() / max(1, int((old >= 0).sum()))
+    info = {'lambda_star': lam, 'b': b, 'reference_mean_g': scores['g'].mean().item(), 'prompts': len(prompts), 'samples': o['samples'],
+            'effective_sample_size': ess, 'pairs_relabelled_against_data': flipped}
+    ctx.log.info(f'MoCAN: λ* = {lam:.4g} for E[g] >= {b:.4g} (reference mean g {info["reference_mean_g"]:.4g}); effective sample size '
+                 f'{ess:.1f} of {o["samples"]}; {flipped:.1%} of the labelled helpful pairs change side')
+    ctx.summary['mocan'] = info
+    channels = dict(channels)
+    channels['helpful'] = Channel.from_scores(chosen, pre.helpful_scores + lam * pre.harmless_scores)
+    return channels
+
+register_method('mocan', 'safe_mm_dpo', 'MoCAN: λ* from the offline dual on reference samples scored by the judges, then DPO on pairs relabelled by r + λ*·g',
+                args={'samples': 8, 'prompts': 128, 'max_new_tokens': 48, 'temperature': 1.0, 'sample': True}, relabel=mocan_relabel_pairs,
+                w=0.0, lambda_init=0.0, lambda_lr=0.0)
+
+
+# %% ../nbs/05_trainer.ipynb 21
 def read_metrics(run_dir:str|Path)->list[dict]:
     "The rows of a run's `metrics.jsonl`."
     return [json.loads(l) for l in open(Path(run_dir)/'metrics.jsonl') if l.strip()]
