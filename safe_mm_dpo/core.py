@@ -14,10 +14,11 @@ import numpy as np
 import yaml
 
 # %% auto 0
-__all__ = ['UserError', 'ConfigError', 'cfg_field', 'coerce_value', 'config_keys', 'read_yaml', 'load_config', 'parse_cli',
-           'config_from_cli', 'config_help', 'config_from_namespace', 'WriteError', 'write_error', 'atomic_write_text',
-           'write_json', 'write_jsonl', 'save_config', 'read_json', 'read_jsonl', 'OutputExistsError',
-           'prepare_output_dir', 'seed_everything', 'fingerprint', 'get_logger']
+__all__ = ['RECORD_FIELDS', 'BEAVERTAILS_CATEGORIES', 'UserError', 'ConfigError', 'cfg_field', 'coerce_value', 'config_keys',
+           'read_yaml', 'load_config', 'parse_cli', 'config_from_cli', 'config_help', 'config_from_namespace',
+           'WriteError', 'write_error', 'atomic_write_text', 'write_json', 'write_jsonl', 'save_config', 'read_json',
+           'read_jsonl', 'OutputExistsError', 'prepare_output_dir', 'seed_everything', 'fingerprint', 'get_logger',
+           'record_id']
 
 # %% ../nbs/00_core.ipynb 6
 class UserError(Exception):
@@ -312,3 +313,17 @@ def get_logger(name:str='safe_mm_dpo')->logging.Logger:
         h.setFormatter(logging.Formatter('%(asctime)s %(levelname)s %(name)s: %(message)s', '%H:%M:%S'))
         log.addHandler(h); log.setLevel(logging.INFO); log.propagate = False
     return log
+
+# %% ../nbs/00_core.ipynb 29
+RECORD_FIELDS = ('prompt', 'response_0', 'response_1', 'better_response_id', 'safer_response_id',
+                 'is_response_0_safe', 'is_response_1_safe')
+BEAVERTAILS_CATEGORIES = (
+    'animal_abuse', 'child_abuse', 'controversial_topics,politics', 'discrimination,stereotype,injustice',
+    'drug_abuse,weapons,banned_substance', 'financial_crime,property_crime,theft', 'hate_speech,offensive_language',
+    'misinformation_regarding_ethics,laws_and_safety', 'non_violent_unethical_behavior', 'privacy_violation',
+    'self_harm', 'sexually_explicit,adult_content', 'terrorism,organized_crime', 'violence,aiding_and_abetting,incitement')
+
+def record_id(r:dict)->str:
+    "Stable id of a record: a hash of its core fields (exact duplicates share it)."
+    key = json.dumps([r[k] for k in RECORD_FIELDS], ensure_ascii=False)
+    return hashlib.sha1(key.encode('utf-8')).hexdigest()[:16]

@@ -11,36 +11,25 @@ from pathlib import Path
 from typing import Any, Iterator, Literal, Optional, Union
 
 from .core import (ConfigError, UserError, cfg_field, load_config, save_config, write_json, write_jsonl,
-                              read_jsonl, prepare_output_dir, get_logger)
+                              read_jsonl, prepare_output_dir, get_logger, RECORD_FIELDS, BEAVERTAILS_CATEGORIES, record_id)
+from .safetyworld import generate_safetyworld
 
 # %% auto 0
-__all__ = ['RECORD_FIELDS', 'PKU_V1_FIELDS', 'BEAVERTAILS_FIELDS', 'HH_FIELDS', 'BEAVERTAILS_CATEGORIES', 'FILE_TYPES',
-           'HH_PREFERENCES', 'SPLITS', 'BEAVERTAILS_EVAL_HUB', 'XSTEST_HUB', 'PROMPT_KINDS', 'XSTEST_LABELS',
-           'DataError', 'record_id', 'RawRow', 'read_rows', 'detect_schema', 'normalize_pku', 'pair_beavertails',
-           'hh_preference_of', 'normalize_hh', 'LoadReport', 'input_sources', 'load_records', 'build_pairs',
-           'preferences_disagree', 'chat_prompt', 'check_ratios', 'split_counts', 'split_by_prompt',
-           'PrepareDataConfig', 'dedupe', 'prepare_data', 'format_summary', 'load_split', 'load_prompt_set']
+__all__ = ['PKU_V1_FIELDS', 'BEAVERTAILS_FIELDS', 'HH_FIELDS', 'FILE_TYPES', 'HH_PREFERENCES', 'SPLITS', 'BEAVERTAILS_EVAL_HUB',
+           'XSTEST_HUB', 'PROMPT_KINDS', 'XSTEST_LABELS', 'DataError', 'RawRow', 'read_rows', 'detect_schema',
+           'normalize_pku', 'pair_beavertails', 'hh_preference_of', 'normalize_hh', 'LoadReport', 'input_sources',
+           'load_records', 'build_pairs', 'preferences_disagree', 'chat_prompt', 'check_ratios', 'split_counts',
+           'split_by_prompt', 'PrepareDataConfig', 'dedupe', 'prepare_data', 'format_summary', 'load_split',
+           'load_prompt_set']
 
 # %% ../nbs/01_data.ipynb 5
-RECORD_FIELDS = ('prompt', 'response_0', 'response_1', 'better_response_id', 'safer_response_id',
-                 'is_response_0_safe', 'is_response_1_safe')
 PKU_V1_FIELDS = ('prompt_source', 'response_0_source', 'response_1_source', 'response_0_severity_level',
                  'response_1_severity_level', 'response_0_harm_category', 'response_1_harm_category')
 BEAVERTAILS_FIELDS = ('prompt', 'response', 'category', 'is_safe')
 HH_FIELDS = ('chosen', 'rejected')
-BEAVERTAILS_CATEGORIES = (
-    'animal_abuse', 'child_abuse', 'controversial_topics,politics', 'discrimination,stereotype,injustice',
-    'drug_abuse,weapons,banned_substance', 'financial_crime,property_crime,theft', 'hate_speech,offensive_language',
-    'misinformation_regarding_ethics,laws_and_safety', 'non_violent_unethical_behavior', 'privacy_violation',
-    'self_harm', 'sexually_explicit,adult_content', 'terrorism,organized_crime', 'violence,aiding_and_abetting,incitement')
 
 class DataError(UserError, ValueError):
     "A bad input row or file; the message starts with `file:line` (or `source row N`) and names the problem."
-
-def record_id(r:dict)->str:
-    "Stable id of a record: a hash of its core fields (exact duplicates share it)."
-    key = json.dumps([r[k] for k in RECORD_FIELDS], ensure_ascii=False)
-    return hashlib.sha1(key.encode('utf-8')).hexdigest()[:16]
 
 # %% ../nbs/01_data.ipynb 7
 @dataclass
@@ -336,7 +325,6 @@ def load_records(source:str|Path|list,      # `safetyworld`, a file, a dataset f
         return records, rep
     source = srcs[0]
     if str(source) == 'safetyworld':
-        from safe_mm_dpo.safetyworld import generate_safetyworld
         recs = generate_safetyworld(**safetyworld_kwargs)
         return recs, LoadReport('safetyworld', rows_read=len(recs), records=len(recs), schemas={'safetyworld': len(recs)})
     rep, records, bt_rows, schemas, pref = LoadReport(str(source)), [], [], Counter(), None

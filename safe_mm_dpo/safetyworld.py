@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Optional
 
-from .core import ConfigError
-from .data import BEAVERTAILS_CATEGORIES, record_id
+from .core import ConfigError, BEAVERTAILS_CATEGORIES, record_id
 
 # %% auto 0
 __all__ = ['CAPITALS', 'COLORS', 'OPPOSITES', 'SOUNDS', 'HOWTOS', 'NUMBER_WORDS', 'TENS', 'HARM', 'REFUSALS', 'BENIGN_REDIRECT',

@@ -24,12 +24,12 @@ def dpo(stack, out, **kw):
 
 def poison_at(monkeypatch, step):
     "Make the loss NaN on the given optimizer step (1-based), through the real trainer."
-    import safe_mm_dpo.trainer as T
-    real, calls = T.safe_mm_dpo_loss, {'n': 0}
+    from safe_mm_dpo.loss import LOSSES
+    real, calls = LOSSES['safe_mm_dpo'], {'n': 0}
     def fake(*a, **k):
         losses, m = real(*a, **k); calls['n'] += 1
         return (losses * float('nan') if calls['n'] == step else losses), m
-    monkeypatch.setattr(T, 'safe_mm_dpo_loss', fake)
+    monkeypatch.setitem(LOSSES, 'safe_mm_dpo', fake)
 
 
 def finite_weights(path):

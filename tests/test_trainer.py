@@ -107,15 +107,30 @@ def test_lora_reference_is_the_base_with_adapters_off(tiny_stack, tmp_path):
 
 def test_generate_estimator_and_kl(tiny_stack, tmp_path):
     out = tmp_path / 'gen'
+    # d far below every cost and a small η: λ rises at each update and stays inside (0, λ_max), so the exact value checks both updates
     s = train_safe_mm_dpo(load_config(DPOConfig, **common(tiny_stack, out, max_steps=4, jc_estimator='generate', jc_prompts=4,
-                                                          jc_max_new_tokens=6, lambda_update_every=2, lambda_window=1, lambda_lr=0.5,
-                                                          kl_coef=0.1)))
+                                                          jc_max_new_tokens=6, lambda_update_every=2, lambda_window=1, lambda_lr=0.01,
+                                                          threshold=-100.0, kl_coef=0.1)))
     rows = [r for r in read_metrics(out) if 'train/loss' in r]
     gen = [r['train/J_C_generated'] for r in rows if 'train/J_C_generated' in r]
     assert len(gen) == 2 and all(math.isfinite(g) for g in gen)             # estimated at steps 2 and 4
     assert all(r['train/KL'] >= 0 for r in rows) and rows[-1]['train/KL'] > 0
-    assert s['lambda'] == pytest.approx(max(0.0, min(10.0, 1.0 + 0.5 * (gen[0] - s['threshold']) + 0.5 * (gen[1] - s['threshold']))), abs=1e-6) \
-        or s['lambda'] in (0.0, 10.0)
+    assert s['threshold'] == -100.0
+    assert s['lambda'] == pytest.approx(1.0 + 0.01 * (gen[0] + 100) + 0.01 * (gen[1] + 100), abs=1e-6)
+    assert 1.0 < s['lambda'] < 10.0
+
+
+def test_validation_uses_the_training_loss(tiny_stack, tmp_path):
+    "Validation runs the training step's own loss call: with the KL term, and with a LoRA reference (adapters off)."
+    for name, kw in (('full', {}), ('lora', dict(lora_r=4, lora_alpha=8))):
+        out = tmp_path / name
+        train_safe_mm_dpo(load_config(DPOConfig, **common(tiny_stack, out, epochs=1, max_train_examples=16, kl_coef=0.1,
+                                                          save_epoch_models=False, **kw)))
+        ev = [r for r in read_metrics(out) if 'eval/loss' in r]
+        assert len(ev) == 1, name
+        for k in ('eval/loss', 'eval/KL', 'eval/J_C', 'eval/loss_H', 'eval/loss_S', 'eval/reward_acc_S'):
+            assert math.isfinite(ev[0][k]), (name, k)
+        assert ev[0]['eval/KL'] > 0, name                                        # the policy moved; the reference did not
 
 
 def test_second_run_reuses_the_precompute(tiny_stack, tmp_path):
