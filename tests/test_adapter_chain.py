@@ -9,9 +9,10 @@ import torch
 from safe_mm_dpo.cli import main
 from safe_mm_dpo.core import ConfigError, load_config, read_json
 
-SMALL = ['--safetyworld_size', '400', '--tiny_layers', '2', '--tiny_hidden_size', '64', '--tiny_intermediate_size', '128',
-         '--sft_epochs', '1', '--rm_epochs', '1', '--dpo_epochs', '1', '--distill_epochs', '1', '--eval_max_new_tokens', '6',
-         '--student_hidden_size', '32', '--student_intermediate_size', '64', '--progress', 'false']
+SMALL = ['--data.safetyworld_size', '400', '--tiny_layers', '2', '--tiny_hidden_size', '64', '--tiny_intermediate_size', '128',
+         '--sft.epochs', '1', '--sft.eval_max_new_tokens', '6', '--judges.epochs', '1', '--align.epochs', '1', '--student.epochs', '1',
+         '--eval.max_new_tokens', '6', '--distill.max_new_tokens', '6', '--student.eval_max_new_tokens', '6',
+         '--student.tiny_hidden_size', '32', '--student.tiny_intermediate_size', '64', '--progress', 'false']
 LORA = ['--lora_r', '8', '--lora_dropout', '0', '--lora_target_modules', 'q_proj,v_proj']
 
 

@@ -5,14 +5,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from safe_mm_dpo.cli import PipelineConfig, main, run_pipeline
+from safe_mm_dpo.cli import main
+from safe_mm_dpo.pipeline import PipelineConfig, run_pipeline
 from safe_mm_dpo.core import load_config, read_json
 
 ROOT = Path(__file__).resolve().parents[1]
 EXE = str(Path(sys.executable).with_name('safe-mm-dpo'))
-SMALL = ['--safetyworld_size', '400', '--tiny_layers', '2', '--tiny_hidden_size', '64', '--tiny_intermediate_size', '128',
-         '--sft_epochs', '1', '--rm_epochs', '1', '--dpo_epochs', '1', '--distill_epochs', '1', '--eval_max_new_tokens', '8',
-         '--student_hidden_size', '32', '--student_intermediate_size', '64', '--progress', 'false']
+SMALL = ['--data.safetyworld_size', '400', '--tiny_layers', '2', '--tiny_hidden_size', '64', '--tiny_intermediate_size', '128',
+         '--sft.epochs', '1', '--sft.eval_max_new_tokens', '8', '--judges.epochs', '1', '--align.epochs', '1', '--student.epochs', '1',
+         '--eval.max_new_tokens', '8', '--distill.max_new_tokens', '8', '--student.eval_max_new_tokens', '8',
+         '--student.tiny_hidden_size', '32', '--student.tiny_intermediate_size', '64', '--progress', 'false']
 
 
 def test_pipeline_reuses_refuses_and_overwrites(tmp_path, capsys):
@@ -29,17 +31,17 @@ def test_pipeline_reuses_refuses_and_overwrites(tmp_path, capsys):
     assert main(['pipeline', '--output_dir', out, '--compare', 'dpo:dpo_helpful'] + SMALL) == 0      # same inputs: all reused
     t = read_json(rep / 'timings.json')
     assert all(v['status'] == 'reused' for k, v in t.items() if k not in ('total', 'report'))
-    assert main(['pipeline', '--output_dir', out, '--compare', 'dpo:dpo_helpful', '--dpo_lr', '2e-4'] + SMALL) == 1
+    assert main(['pipeline', '--output_dir', out, '--compare', 'dpo:dpo_helpful', '--align.lr', '2e-4'] + SMALL) == 1
     assert "stage 'aligned'" in capsys.readouterr().err                                              # changed inputs: asks first
-    assert main(['pipeline', '--output_dir', out, '--compare', 'dpo:dpo_helpful', '--dpo_lr', '2e-4', '--overwrite'] + SMALL) == 0
+    assert main(['pipeline', '--output_dir', out, '--compare', 'dpo:dpo_helpful', '--align.lr', '2e-4', '--overwrite'] + SMALL) == 0
     t = read_json(rep / 'timings.json')
     assert t['sft']['status'] == 'reused' and t['aligned']['status'] == 'ran' and t['eval/aligned']['status'] == 'ran'
-    assert t['compare/dpo']['status'] == 'ran'                                                      # dpo_lr applies to variants too
+    assert t['compare/dpo']['status'] == 'ran'                                                      # align.lr applies to variants too
 
 
 def test_pipeline_resumes_after_a_kill(tmp_path):
     out = tmp_path / 'p'
-    args = [EXE, 'pipeline', '--output_dir', str(out), '--stages', 'data,sft,judges,align'] + SMALL + ['--dpo_epochs', '3']
+    args = [EXE, 'pipeline', '--output_dir', str(out), '--stages', 'data,sft,judges,align'] + SMALL + ['--align.epochs', '3']
     p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ck = out / 'models' / 'aligned' / 'checkpoints'
     t0 = time.time()
@@ -56,9 +58,9 @@ def test_pipeline_resumes_after_a_kill(tmp_path):
 def test_pipeline_notebook_through_papermill(tmp_path):
     pm = pytest.importorskip('papermill')
     out = tmp_path / 'run'
-    params = {'output_dir': str(out), 'safetyworld_size': 400, 'tiny_layers': 2, 'tiny_hidden_size': 64, 'tiny_intermediate_size': 128,
-              'sft_epochs': 1, 'rm_epochs': 1, 'dpo_epochs': 1, 'distill_epochs': 1, 'eval_max_new_tokens': 8, 'student_hidden_size': 32,
-              'student_intermediate_size': 64, 'stages': ['data', 'sft', 'judges', 'align', 'eval', 'report']}
+    params = {'output_dir': str(out), 'data': {'safetyworld_size': 400}, 'tiny_layers': 2, 'tiny_hidden_size': 64, 'tiny_intermediate_size': 128,
+              'sft': {'epochs': 1, 'eval_max_new_tokens': 8}, 'judges': {'epochs': 1}, 'align': {'epochs': 1}, 'eval': {'max_new_tokens': 8},
+              'stages': ['data', 'sft', 'judges', 'align', 'eval', 'report']}
     (tmp_path / 'params.yaml').write_text(yaml.safe_dump(params))
     record = out / 'pipeline.ipynb'
     out.mkdir()
@@ -86,8 +88,8 @@ def test_readme_main_job_command_in_a_fresh_folder(tmp_path):
 
 
 @pytest.mark.parametrize('name,cls_path', [
-    ('pipeline.yaml', 'safe_mm_dpo.cli:PipelineConfig'), ('pipeline.mistral-7b.yaml', 'safe_mm_dpo.cli:PipelineConfig'),
-    ('pipeline.smollm2-hh.yaml', 'safe_mm_dpo.cli:PipelineConfig'),
+    ('pipeline.yaml', 'safe_mm_dpo.pipeline:PipelineConfig'), ('pipeline.mistral-7b.yaml', 'safe_mm_dpo.pipeline:PipelineConfig'),
+    ('pipeline.smollm2-hh.yaml', 'safe_mm_dpo.pipeline:PipelineConfig'),
     ('rm_config.yaml', 'safe_mm_dpo.reward:RMConfig'), ('rm_config.mistral-7b.yaml', 'safe_mm_dpo.reward:RMConfig'),
     ('dpo_config.yaml', 'safe_mm_dpo.trainer:DPOConfig'), ('dpo_config.mistral-7b.yaml', 'safe_mm_dpo.trainer:DPOConfig')])
 def test_configs_load_and_validate(name, cls_path):
@@ -131,7 +133,28 @@ def test_real_and_full_scale_recipes_have_the_same_keys():
     import yaml
     small, big = (yaml.safe_load((ROOT / 'configs' / n).read_text()) for n in ('pipeline.smollm2-hh.yaml', 'pipeline.mistral-7b.yaml'))
     assert set(small) == set(big)
+    extra = {'align': {'lambda_update_delay', 'warmup_ratio', 'min_lr_ratio', 'save_every'}, 'distill': {'max_new_tokens'}}
+    for sec in ('data', 'sft', 'judges', 'align', 'eval', 'distill', 'student'):            # section by section, key for key
+        assert set(small[sec]) == set(big[sec]) - extra.get(sec, set()), sec
     assert small['heldout_judges'] and big['heldout_judges'] and small['lora_r'] > 0 and big['lora_r'] > 0
+
+
+def test_pipeline_expresses_the_full_scale_training_config():
+    "Every key of configs/dpo_config.mistral-7b.yaml reaches the aligned stage of configs/pipeline.mistral-7b.yaml, with its value."
+    from safe_mm_dpo.pipeline import WIRED, _build, stage_configs
+    from safe_mm_dpo.trainer import DPOConfig
+    dpo = yaml.safe_load((ROOT / 'configs' / 'dpo_config.mistral-7b.yaml').read_text())
+    p = load_config(PipelineConfig, ROOT / 'configs' / 'pipeline.mistral-7b.yaml')
+    aligned = _build(*stage_configs(p)['aligned'][:2])
+    want = load_config(DPOConfig, ROOT / 'configs' / 'dpo_config.mistral-7b.yaml')
+    keys = [k for k in dpo if k not in WIRED['align']]
+    assert len(keys) >= 25
+    assert {k: getattr(aligned, k) for k in keys} == {k: getattr(want, k) for k in keys}
+
+
+def test_old_flat_keys_say_where_they_moved(capsys):
+    assert main(['pipeline', '--dpo_lr', '1e-4', '--dry_run']) == 2
+    assert "'align' section now" in capsys.readouterr().err
 
 
 def test_pipeline_under_several_processes_says_how_to_launch_stages(tmp_path, monkeypatch, capsys):
