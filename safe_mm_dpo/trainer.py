@@ -18,7 +18,7 @@ from .training import ModelArgs, TrainArgs, make_accelerator, save_model, start_
 from .models import collate, encode, generate, load_model, load_tokenizer, token_logps, Encoded
 from .reward import load_judge, score, score_records
 from .loss import (LAMBDA_RULES, LOSSES, Channel, PrefBatch, call_loss, cost_range, implicit_cost, kl_k3, loss_params, make_lambda,
-                              mocan_dual, mocan_relabel)
+                              mocan_dual, mocan_dual_grad, mocan_relabel)
 
 # %% auto 0
 __all__ = ['METHODS', 'inf', 'CHANNELS', 'Method', 'register_method', 'DPOConfig', 'sequence_logps', 'Precomputed', 'precompute',
@@ -519,8 +519,9 @@ def mocan_relabel_pairs(cfg:DPOConfig, records:list[dict], channels:dict, pre:Pr
     chosen = mocan_relabel(pre.helpful_scores, pre.harmless_scores, lam, seed=cfg.seed, sample=o['sample'])
     old = channels['helpful'].chosen
     flipped = ((chosen != old) & (old >= 0)).float().sum().item() / max(1, int((old >= 0).sum()))
-    info = {'lambda_star': lam, 'b': b, 'reference_mean_g': scores['g'].mean().item(), 'prompts': len(prompts), 'samples': o['samples'],
-            'effective_sample_size': ess, 'pairs_relabelled_against_data': flipped}
+    info = {'lambda_star': lam, 'lambda_given': o['lam'] is not None, 'b': b, 'reference_mean_g': scores['g'].mean().item(),
+            'reweighted_mean_g': mocan_dual_grad(lam, scores['r'], scores['g'], 0.0, cfg.beta),    # E_{π_λ}[g]: the b this λ meets
+            'prompts': len(prompts), 'samples': o['samples'], 'effective_sample_size': ess, 'pairs_relabelled_against_data': flipped}
     ctx.log.info(f'MoCAN: λ* = {lam:.4g} for E[g] >= {b:.4g} (reference mean g {info["reference_mean_g"]:.4g}); effective sample size '
                  f'{ess:.1f} of {o["samples"]}; {flipped:.1%} of the labelled helpful pairs change side')
     ctx.summary['mocan'] = info
