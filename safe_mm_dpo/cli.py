@@ -21,6 +21,7 @@ COMMANDS = {
     'train-rm': ('safe_mm_dpo.reward', 'RMConfig', 'train_reward_model', 'train the Helpful reward model or the Harmless cost model (--task)'),
     'train': ('safe_mm_dpo.trainer', 'DPOConfig', 'train_safe_mm_dpo', 'Safe-MM-DPO (or a baseline preset: --method) from the SFT reference and the two judges'),
     'eval': ('safe_mm_dpo.eval', 'EvalConfig', 'evaluate', 'answer held-out prompts, judge (gold | rm | llm), compare with the reference'),
+    'compare': ('safe_mm_dpo.compare', 'CompareConfig', 'run_compare', 'every method at its settings over several policy seeds → results.jsonl, table and frontier with intervals'),
     'pipeline': ('safe_mm_dpo.pipeline', 'PipelineConfig', 'run_pipeline', 'everything, end to end (default: SafetyWorld + tiny model, CPU, offline) → report'),
     'distill': {
         'generate': ('safe_mm_dpo.distill', 'DistillGenerateConfig', 'distill_generate', "the teacher's answers (best-of-n optional), resumable"),

@@ -257,7 +257,7 @@ def stage_fingerprints(p:PipelineConfig, st:dict)->dict:
         fps[name] = fingerprint(c, extra, [fps[u] for u in up], code_fingerprint(cls.__module__))
     return fps
 
-def _run_stage(name:str, cls, kw:dict, fp:str, p:PipelineConfig, log)->tuple[float, str]:
+def _run_stage(name:str, cls, kw:dict, fp:str, p:PipelineConfig, log, code:dict|None=None)->tuple[float, str]:
     "Run one stage unless its outputs for the same inputs exist; (seconds, status)."
     from safe_mm_dpo.data import prepare_data
     from safe_mm_dpo.models import train_sft, fetch_model
@@ -287,7 +287,7 @@ def _run_stage(name:str, cls, kw:dict, fp:str, p:PipelineConfig, log)->tuple[flo
         evaluate(cfg, reference_answers=ref)
     else: fn(cfg)
     dt = time.time() - t0
-    write_json(state_path, {'fingerprint': fp, 'done': True, 'seconds': dt, **code_version()})
+    write_json(state_path, {'fingerprint': fp, 'done': True, 'seconds': dt, **(code or {})})
     return dt, status
 
 def run_pipeline(p:PipelineConfig)->dict:
@@ -298,6 +298,7 @@ def run_pipeline(p:PipelineConfig)->dict:
                         '(train-sft, train-rm, train, distill train) with `accelerate launch`, each with its own config '
                         '(see "Full scale" in the README), or run the pipeline without accelerate on one GPU')
     out = Path(p.output_dir)
+    code = code_version()                                  # the code this run imported: what every stage records
     st = stage_configs(p)
     fps = stage_fingerprints(p, st)
     if p.dry_run:
@@ -307,12 +308,12 @@ def run_pipeline(p:PipelineConfig)->dict:
     timings, t_all = {}, time.time()
     for name, (cls, kw, up) in st.items():
         if _stage_group(name) not in p.stages: continue
-        dt, status = _run_stage(name, cls, kw, fps[name], p, log)
+        dt, status = _run_stage(name, cls, kw, fps[name], p, log, code)
         timings[name] = {'seconds': round(dt, 1), 'status': status}
         print(f'[pipeline] {name:<22} {status:<8} {dt:7.1f}s', flush=True)
     report = None
     if 'report' in p.stages:
-        t0 = time.time(); report = write_report(p, st, timings); timings['report'] = {'seconds': round(time.time() - t0, 1), 'status': 'ran'}
+        t0 = time.time(); report = write_report(p, st, timings, code); timings['report'] = {'seconds': round(time.time() - t0, 1), 'status': 'ran'}
     timings['total'] = {'seconds': round(time.time() - t_all, 1)}
     write_json(out/'report'/'timings.json', timings)
     print('[pipeline] stage timings (s): ' + ', '.join(f"{k} {v['seconds']}" for k, v in timings.items()), flush=True)

@@ -16,7 +16,7 @@ __all__ = ['write_report']
 def _family(name:str, method:str|None)->str:
     return {'sft': 'SFT reference', 'student': 'distilled student', 'base': 'base model'}.get(name, method or name)
 
-def write_report(p:PipelineConfig, st:dict, timings:dict)->dict:
+def write_report(p, st:dict, timings:dict, code:dict|None=None)->dict:
     "Write report.md, the plots and the config into <output_dir>/report; return the rows of the table."
     import matplotlib; matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -33,7 +33,7 @@ def write_report(p:PipelineConfig, st:dict, timings:dict)->dict:
         if (model_dir/'metrics.jsonl').exists(): dirs[name] = model_dir           # a merged model (P-SACPO) has no training curves
     lam = lambda t: None if t.get('lambda') is None else t['lambda'] if math.isfinite(t['lambda']) else float('inf')
     extra = {n: {'λ final': lam(t), 'J_C (last step)': t['final_metrics'].get('J_C'), 'threshold d': t.get('threshold')} for n, t in train.items()}
-    cv = code_version()
+    cv = code or code_version()
     code = f"safe_mm_dpo {cv['package_version']}" + (f", commit `{cv['commit'][:12]}`" + (' with uncommitted changes' if cv.get('dirty') else '')
                                                     if 'commit' in cv else '')
     lines = [f'# safe-mm-dpo pipeline report', '', f'Output folder: `{out}`; input: `{p.input}`; base model: `{p.model_name_or_path}`; '
