@@ -19,8 +19,8 @@ __all__ = ['PKU_V1_FIELDS', 'BEAVERTAILS_FIELDS', 'HH_FIELDS', 'FILE_TYPES', 'HH
            'XSTEST_HUB', 'PROMPT_KINDS', 'XSTEST_LABELS', 'DataError', 'RawRow', 'read_rows', 'detect_schema',
            'normalize_pku', 'pair_beavertails', 'hh_preference_of', 'normalize_hh', 'LoadReport', 'input_sources',
            'load_records', 'build_pairs', 'preferences_disagree', 'chat_prompt', 'check_ratios', 'split_counts',
-           'split_by_prompt', 'PrepareDataConfig', 'dedupe', 'prepare_data', 'format_summary', 'load_split',
-           'load_prompt_set']
+           'split_group', 'split_by_prompt', 'PrepareDataConfig', 'dedupe', 'prepare_data', 'format_summary',
+           'load_split', 'load_prompt_set']
 
 # %% ../nbs/01_data.ipynb 5
 PKU_V1_FIELDS = ('prompt_source', 'response_0_source', 'response_1_source', 'response_0_severity_level',
@@ -396,16 +396,20 @@ def split_counts(n:int, ratios:tuple)->list[int]:
     for i in sorted(range(len(raw)), key=lambda i: (-(raw[i] - counts[i]), i))[:n - sum(counts)]: counts[i] += 1
     return counts
 
+def split_group(r:dict)->str:
+    "What a record is split by: its `item` when it names one (rewordings of one question share it), else its prompt."
+    return r.get('item') or r['prompt']
+
 def split_by_prompt(records:list[dict], ratios=(0.8, 0.1, 0.1), seed:int=0)->dict[str, list[dict]]:
-    "Split records into train/val/test by prompt, deterministically under `seed`."
+    "Split records into train/val/test by item (or prompt), deterministically under `seed`."
     check_ratios(*ratios)
-    prompts = sorted({r['prompt'] for r in records})
-    random.Random(seed).shuffle(prompts)
-    counts = split_counts(len(prompts), ratios)
-    bounds = [0, counts[0], counts[0] + counts[1], len(prompts)]
-    which = {p: SPLITS[s] for s in range(3) for p in prompts[bounds[s]:bounds[s+1]]}
+    groups = sorted({split_group(r) for r in records})
+    random.Random(seed).shuffle(groups)
+    counts = split_counts(len(groups), ratios)
+    bounds = [0, counts[0], counts[0] + counts[1], len(groups)]
+    which = {g: SPLITS[s] for s in range(3) for g in groups[bounds[s]:bounds[s+1]]}
     out = {s: [] for s in SPLITS}
-    for r in records: out[which[r['prompt']]].append(r)
+    for r in records: out[which[split_group(r)]].append(r)
     return out
 
 # %% ../nbs/01_data.ipynb 36

@@ -388,7 +388,7 @@ def generate_safetyworld(n_records:int=3000,             # records to generate
              'category': t.category, 'harm_categories': [t.category] if t.kind == 'harmful' else [],
              'severity': HARM[t.category].severity if t.kind == 'harmful' and not all(safe) else 0,
              'source': 'safetyworld', 'source_schema': 'safetyworld',
-             'prompt_kind': t.kind, 'task': t.task, 'alarming': t.trigger,
+             'prompt_kind': t.kind, 'task': t.task, 'item': f'{t.task}:{t.subject}', 'alarming': t.trigger,
              'gold_kind_0': kinds[0], 'gold_kind_1': kinds[1],
              'gold_helpful_0': GOLD[kinds[0]][0], 'gold_helpful_1': GOLD[kinds[1]][0],
              'gold_unsafe_0': GOLD[kinds[0]][1], 'gold_unsafe_1': GOLD[kinds[1]][1],

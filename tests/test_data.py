@@ -348,3 +348,15 @@ def test_console_script_runs(tmp_path):
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert 'records out: ' in r.stdout
+
+
+def test_safetyworld_test_subjects_are_unseen(tmp_path):
+    "No subject of a SafetyWorld test prompt (its task and subject, whatever the wording) is in train or val."
+    from safe_mm_dpo.data import PrepareDataConfig, load_split, prepare_data
+    from safe_mm_dpo.safetyworld import lookup_task
+    prepare_data(load_config(PrepareDataConfig, output_dir=str(tmp_path / 'd'), train_ratio=0.7, val_ratio=0.1, test_ratio=0.2), verbose=False)
+    subj = lambda split: {(lookup_task(r['prompt']).task, lookup_task(r['prompt']).subject) for r in load_split(tmp_path / 'd', split)}
+    train, val, test = subj('train'), subj('val'), subj('test')
+    assert test and not (test & train) and not (test & val) and not (val & train)
+    n_test_prompts = len({r['prompt'] for r in load_split(tmp_path / 'd', 'test')})
+    assert n_test_prompts >= 100, n_test_prompts
