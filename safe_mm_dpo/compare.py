@@ -4,18 +4,19 @@
 
 # %% ../nbs/10_compare.ipynb 1
 from __future__ import annotations
-import json, math, time
+import json, math, os, time
 from dataclasses import dataclass, asdict
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
-from .core import ConfigError, UserError, cfg_field, get_logger, read_json, write_jsonl, atomic_write_text
+from .core import ConfigError, UserError, cfg_field, get_logger, read_json, save_config, write_jsonl, atomic_write_text
 from .pipeline import PipelineConfig, parse_variant, run_pipeline
 
 # %% auto 0
-__all__ = ['METRICS', 'CompareConfig', 'run_name', 'compare_pipeline', 'result_rows', 'seed_prompt_ci', 'summarise',
-           'render_table', 'plot_frontier_ci', 'render', 'run_compare']
+__all__ = ['METRICS', 'BLOCK', 'CompareConfig', 'run_name', 'compare_pipeline', 'result_rows', 'seed_prompt_ci', 'summarise',
+           'render_table', 'plot_frontier_ci', 'render', 'results_block', 'update_block', 'run_compare']
 
 # %% ../nbs/10_compare.ipynb 5
 METRICS = {
@@ -31,6 +32,7 @@ class CompareConfig(PipelineConfig):
     variants: list[str] = cfg_field([], "one per method and setting: 'setting:method[:key=value;...]' with keys of the align section")
     seeds: list[int] = cfg_field([0, 1, 2, 3, 4], 'policy seeds: every variant is trained once per seed, from the same SFT model and judges')
     render_only: bool = cfg_field(False, 'only render the table and the plot from an existing results file')
+    docs: Optional[str] = cfg_field(None, 'a notebook or markdown file whose results block (<!-- compare-results:start/end -->) is rewritten from the results')
 
     def __post_init__(self):
         super().__post_init__()
@@ -72,6 +74,9 @@ def result_rows(c:CompareConfig)->list[dict]:
                 outcomes = [int(bool(f(g['gold']))) for g in gens if g['kind'] == kind and g.get('gold')]
                 row[m], row[f'{m}_outcomes'] = (float(np.mean(outcomes)) if outcomes else None), outcomes
             row['train'] = {k: tm.get(k) for k in ('steps', 'lambda', 'J_C_hat', 'threshold', 'seconds', 'lambda_rule')}
+            st = lambda n: (read_json(out/'.stages'/f'{n}.json').get('seconds') or 0) if (out/'.stages'/f'{n}.json').exists() else 0
+            row['run_seconds'] = round(st(f'compare__{run}') + st(f'eval__{run}'), 1)           # compute spent on this run
+            row['shared_seconds'] = round(sum(st(n) for n in ('data', 'sft', 'helpful_rm', 'harmless_cm', 'eval__sft')), 1)
             rows.append(row)
     return rows
 
@@ -138,10 +143,45 @@ def render(results:str|Path, out_dir:str|Path)->dict:
     fig, ax = plt.subplots(figsize=(7, 5)); plot_frontier_ci(summary, ax=ax); fig.tight_layout(); fig.savefig(out/'frontier.png', dpi=120); plt.close(fig)
     return {'summary': summary, 'table': table, 'commits': commits}
 
+BLOCK = ('<!-- compare-results:start -->', '<!-- compare-results:end -->')
+
+def results_block(results:str|Path, image:str, command:str)->str:
+    "The docs' results block, rendered from `results` alone: the table, the plot, and how many seeds, which code, how long."
+    rows = [json.loads(l) for l in open(results) if l.strip()]
+    res = summarise(rows)
+    seeds = sorted({r['seed'] for r in rows})
+    commits = sorted({str(r.get('commit'))[:12] + (' with uncommitted changes' if r.get('dirty') else '') for r in rows})
+    minutes = (sum(r.get('run_seconds', 0) for r in rows) + max((r.get('shared_seconds', 0) for r in rows), default=0)) / 60
+    return '\n'.join([BLOCK[0], render_table(res), '', f'![frontier with intervals]({image})', '',
+        f"Rendered from `{Path(results).as_posix()}` ({len(rows)} runs: every setting at policy seeds {seeds}, one SFT model and one pair "
+        f"of judges, seed 0; code {', '.join(commits)}) by `{command}`. Brackets: 95 % intervals, bootstrap over seeds and, "
+        f"within each, over the test prompts. Training and evaluation took {minutes:.0f} minutes of compute in all (sum of the "
+        'stages, 2 CPU cores); timings and, through float rounding, the rates move with the machine, the thread count and '
+        'the BLAS library, by amounts the seed intervals bound only for run-to-run noise.', BLOCK[1]])
+
+def update_block(path:str|Path, block:str)->Path:
+    "Replace the marked results block in a markdown file or in a markdown cell of a notebook."
+    p = Path(path)
+    def swap(text):
+        a, b = text.find(BLOCK[0]), text.find(BLOCK[1])
+        return None if a < 0 or b < a else text[:a] + block + text[b + len(BLOCK[1]):]
+    if p.suffix == '.ipynb':
+        nb = json.loads(p.read_text(encoding='utf-8'))
+        for c in nb['cells']:
+            new = swap(''.join(c['source'])) if c['cell_type'] == 'markdown' else None
+            if new is not None:
+                lines = new.split('\n'); c['source'] = [l + '\n' for l in lines[:-1]] + [lines[-1]]
+                atomic_write_text(p, json.dumps(nb, indent=1, ensure_ascii=False) + '\n'); return p
+    else:
+        new = swap(p.read_text(encoding='utf-8'))
+        if new is not None: atomic_write_text(p, new); return p
+    raise UserError(f'{p} has no results block ({BLOCK[0]} … {BLOCK[1]}) to update')
+
 def run_compare(c:CompareConfig)->dict:
     "Train and evaluate every variant at every seed, write `results.jsonl` (one row per method × setting × seed), render it."
     out = Path(c.output_dir); results = out/'results.jsonl'
     if not c.render_only:
+        out.mkdir(parents=True, exist_ok=True); save_config(c, out/'compare_config.yaml')
         t0 = time.time()
         run_pipeline(compare_pipeline(c))
         rows = result_rows(c)
@@ -149,6 +189,9 @@ def run_compare(c:CompareConfig)->dict:
         write_jsonl(results, rows)
     elif not results.exists(): raise UserError(f'--render_only: {results} does not exist; run the comparison first')
     res = render(results, out)
+    if c.docs:
+        cmd = f'safe-mm-dpo compare --config {out/"compare_config.yaml"} --render_only --docs {c.docs}'
+        update_block(c.docs, results_block(results, os.path.relpath(out/'frontier.png', Path(c.docs).parent), cmd))
     print(res['table'])
     print(f"[compare] results: {results}; table: {out/'table.md'}; plot: {out/'frontier.png'}")
     return res

@@ -33,3 +33,42 @@ def test_compare_writes_one_row_per_run_and_renders_from_the_file(tmp_path, caps
     assert main(['compare', '--output_dir', str(out), '--render_only', '--variants', '[dpo:dpo_helpful]']) == 0
     new = (out / 'table.md').read_text()
     assert new != table and 'ran' not in capsys.readouterr().out
+
+
+def test_results_block_is_rendered_from_the_file_into_docs(tmp_path):
+    "The docs' results block is replaced (markdown file or notebook cell) by what the results file renders, and only that."
+    from safe_mm_dpo.compare import BLOCK, METRICS, results_block, update_block
+    rows = [{'method': 'dpo_helpful', 'setting': 'dpo', 'seed': s, 'commit': 'abc', 'run_seconds': 60, 'shared_seconds': 30,
+             **{f'{k}_outcomes': [1, 0, 1, 1] for k in METRICS}} for s in (0, 1, 2)]
+    res = tmp_path / 'results.jsonl'
+    res.write_text(''.join(json.dumps(r) + '\n' for r in rows))
+    md = tmp_path / 'doc.md'
+    md.write_text(f'intro\n{BLOCK[0]}\nold table\n{BLOCK[1]}\noutro\n')
+    block = results_block(res, 'frontier.png', 'safe-mm-dpo compare ...')
+    update_block(md, block)
+    text = md.read_text()
+    assert text.startswith('intro\n') and text.endswith('\noutro\n') and 'old table' not in text
+    assert '| dpo_helpful | dpo | 3 | 75.0% [' in text and 'seeds [0, 1, 2]' in text and 'took 4 minutes' in text
+    nb = tmp_path / 'doc.ipynb'
+    nb.write_text(json.dumps({'cells': [{'cell_type': 'markdown', 'metadata': {}, 'source': [f'{BLOCK[0]}\n', 'x\n', BLOCK[1]]}],
+                              'metadata': {}, 'nbformat': 4, 'nbformat_minor': 5}))
+    update_block(nb, block)
+    assert ''.join(json.loads(nb.read_text())['cells'][0]['source']) == block
+
+
+def test_readme_results_block_matches_the_committed_results():
+    "When the README carries a comparison block, it is exactly what the committed results file renders (no hand-typed number)."
+    import pytest
+    from safe_mm_dpo.compare import BLOCK
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / 'README.md').read_text()
+    if BLOCK[0] not in readme: pytest.skip('the README has no comparison block yet (no committed results file)')
+    from safe_mm_dpo.compare import results_block
+    import re
+    a, b = readme.index(BLOCK[0]), readme.index(BLOCK[1]) + len(BLOCK[1])
+    shown = readme[a:b]
+    src = re.search(r'Rendered from `([^`]+)`', shown).group(1)
+    cmd = re.search(r'\) by `([^`]+)`', shown).group(1)
+    img = re.search(r'!\[frontier with intervals\]\(([^)]+)\)', shown).group(1)        # as .ci/readme rewrote it for the root
+    want = results_block(root / src, img.removeprefix('nbs/'), cmd).replace('](results/', '](nbs/results/')
+    assert shown == want, 'README and the results file disagree: rerun the render command named in the block'
