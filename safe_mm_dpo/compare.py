@@ -7,7 +7,7 @@ from __future__ import annotations
 import json, math, os, time
 from dataclasses import dataclass, asdict
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional, Union
 
 import numpy as np
 
