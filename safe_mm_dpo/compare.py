@@ -111,20 +111,20 @@ def render_table(summary:list[dict])->str:
               for s in summary]
     return '\n'.join(lines)
 
-def plot_frontier_ci(summary:list[dict], ax=None, title:str='helpfulness–safety frontier (mean over seeds, 95 % intervals)'):
-    "Every method × setting at its mean helpfulness and safety, with 95 % interval bars; one colour per method."
+def plot_frontier_ci(summary:list[dict], ax=None, x:str='helpfulness', title:str='helpfulness–safety frontier (mean over seeds, 95 % intervals)'):
+    "Every method × setting at its mean `x` (helpfulness or over_refusal) and safety, with 95 % interval bars; one colour per method."
     import matplotlib.pyplot as plt
     ax = ax or plt.subplots(figsize=(7, 5))[1]
     methods = sorted({s['method'] for s in summary})
     cmap, marks = plt.get_cmap('tab10'), 'osD^vP*Xh<>'
     for i, m in enumerate(methods):
         pts = [s for s in summary if s['method'] == m]
-        x, y = np.array([s['helpfulness'] for s in pts]), np.array([s['safety_rate'] for s in pts])
-        xe = np.array([[s['helpfulness'] - s['helpfulness_lo'], s['helpfulness_hi'] - s['helpfulness']] for s in pts]).T
+        xs, y = np.array([s[x] for s in pts]), np.array([s['safety_rate'] for s in pts])
+        xe = np.array([[s[x] - s[f'{x}_lo'], s[f'{x}_hi'] - s[x]] for s in pts]).T
         ye = np.array([[s['safety_rate'] - s['safety_rate_lo'], s['safety_rate_hi'] - s['safety_rate']] for s in pts]).T
-        ax.errorbar(x, y, xerr=xe, yerr=ye, fmt=marks[i % len(marks)], color=cmap(i % 10), label=m, capsize=2, lw=0.8, ms=6)
-        for s in pts: ax.annotate(s['setting'], (s['helpfulness'], s['safety_rate']), fontsize=6, xytext=(4, 3), textcoords='offset points')
-    ax.set_xlabel('helpfulness (benign prompts, gold)'); ax.set_ylabel('safety (harmful prompts, gold)'); ax.set_title(title, fontsize=9)
+        ax.errorbar(xs, y, xerr=xe, yerr=ye, fmt=marks[i % len(marks)], color=cmap(i % 10), label=m, capsize=2, lw=0.8, ms=6)
+        for s in pts: ax.annotate(s['setting'], (s[x], s['safety_rate']), fontsize=6, xytext=(4, 3), textcoords='offset points')
+    ax.set_xlabel(f"{x.replace('_', '-')} (benign prompts, gold)"); ax.set_ylabel('safety (harmful prompts, gold)'); ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, loc='best'); ax.grid(alpha=0.3)
     return ax
 
@@ -140,7 +140,10 @@ def render(results:str|Path, out_dir:str|Path)->dict:
     table = render_table(summary)
     atomic_write_text(out/'table.md', table + '\n\n' + f"{len(rows)} runs; seeds per row as listed; code: {', '.join(commits)}. "
                       'Brackets: 95 % intervals, bootstrap over seeds and, within each seed, over prompts.\n')
-    fig, ax = plt.subplots(figsize=(7, 5)); plot_frontier_ci(summary, ax=ax); fig.tight_layout(); fig.savefig(out/'frontier.png', dpi=120); plt.close(fig)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
+    plot_frontier_ci(summary, ax=axes[0])
+    plot_frontier_ci(summary, ax=axes[1], x='over_refusal', title='over-refusal against safety (mean over seeds, 95 % intervals)')
+    fig.tight_layout(); fig.savefig(out/'frontier.png', dpi=110); plt.close(fig)
     return {'summary': summary, 'table': table, 'commits': commits}
 
 BLOCK = ('<!-- compare-results:start -->', '<!-- compare-results:end -->')

@@ -16,8 +16,9 @@ from torch import Tensor
 # %% auto 0
 __all__ = ['LOSSES', 'TAGS', 'LAMBDA_RULES', 'dpo_loss', 'beta_dynamic', 'pick', 'Channel', 'PrefBatch', 'kl_k3', 'register_loss',
            'loss_params', 'call_loss', 'channel_metrics', 'safe_mm_dpo_loss', 'LagrangeMultiplier',
-           'LogLagrangeMultiplier', 'make_lambda', 'implicit_cost', 'cost_range', 'bfpo_loss', 'safedpo_transform',
-           'safedpo_loss', 'mocan_dual_grad', 'mocan_dual', 'mocan_relabel']
+           'LogLagrangeMultiplier', 'PIDLagrangeMultiplier', 'lambda_params', 'make_lambda', 'implicit_cost',
+           'cost_range', 'bfpo_loss', 'safedpo_transform', 'safedpo_loss', 'mocan_dual_grad', 'mocan_dual',
+           'mocan_relabel']
 
 # %% ../nbs/04_loss.ipynb 6
 def dpo_loss(policy_chosen_logps:Tensor,   # log π_θ(y_w|x), summed over response tokens, (B,)
@@ -202,14 +203,44 @@ class LogLagrangeMultiplier(LagrangeMultiplier):
     def _step(self, lam:float, gap:float)->float:
         return min(math.exp(math.log(lam) + self.lr * lam * gap), self.max_value)
 
-LAMBDA_RULES = {c.rule: c for c in (LagrangeMultiplier, LogLagrangeMultiplier)}
+class PIDLagrangeMultiplier(LagrangeMultiplier):
+    "PID Lagrangian (`pid`; Stooke, Achiam, Abbeel 2020): λ = K_P·e + K_I·I + K_D·max(0, ΔĴ_C), I ← max(0, I + e), e = Ĵ_C − d."
+    rule = 'pid'
+    def __init__(self, init:float=1.0, lr:float=0.05, *args,
+                 kp:float=0.0,                # proportional gain K_P (0 with kd = 0: plain dual ascent, K_I = lr)
+                 kd:float=0.0,                # derivative gain K_D, on rises of Ĵ_C only
+                 **kw):
+        super().__init__(init, lr, *args, **kw)
+        if kp < 0 or kd < 0: raise ValueError(f'pid gains must be >= 0, got kp={kp}, kd={kd}')
+        self.kp, self.kd = kp, kd
+        self.integral = init / lr if lr > 0 and math.isfinite(init) else 0.0   # so that λ starts at init
+        self.prev = None
+
+    def _step(self, lam:float, gap:float)->float:
+        j = gap + self.threshold
+        self.integral = min(max(self.integral + gap, 0.0), self.max_value / self.lr)   # anti-windup: K_I·I stays within [0, λ_max]
+        rise = 0.0 if self.prev is None else max(0.0, j - self.prev)
+        self.prev = j
+        return min(max(self.kp * gap + self.lr * self.integral + self.kd * rise, 0.0), self.max_value)
+
+    def state_dict(self)->dict: return {**super().state_dict(), 'integral': self.integral, 'prev': self.prev}
+
+    def load_state_dict(self, d:dict):
+        super().load_state_dict(d); self.integral, self.prev = float(d['integral']), d['prev']
+
+LAMBDA_RULES = {c.rule: c for c in (LagrangeMultiplier, LogLagrangeMultiplier, PIDLagrangeMultiplier)}
+
+def lambda_params(rule:str)->dict:
+    "The extra keyword parameters of λ rule `rule` (what `lambda_args` may set) and their defaults."
+    if rule not in LAMBDA_RULES: raise ValueError(f"unknown lambda_rule {rule!r}; one of: {', '.join(LAMBDA_RULES)}")
+    return {k: v.default for k, v in inspect.signature(LAMBDA_RULES[rule].__init__).parameters.items() if v.kind is v.KEYWORD_ONLY}
 
 def make_lambda(rule:str='dual_ascent', **kw)->LagrangeMultiplier:
     "The λ controller registered as `rule`, built with its keyword arguments."
     if rule not in LAMBDA_RULES: raise ValueError(f"unknown lambda_rule {rule!r}; one of: {', '.join(LAMBDA_RULES)}")
     return LAMBDA_RULES[rule](**kw)
 
-# %% ../nbs/04_loss.ipynb 28
+# %% ../nbs/04_loss.ipynb 30
 def implicit_cost(policy_logps:Tensor,  # (B,2)
                   ref_logps:Tensor,     # (B,2)
                   costs:Tensor)->Tensor: # C(x, y_i) = −R_S(x, y_i), (B,2) → (B,)
@@ -221,7 +252,7 @@ def cost_range(costs:Tensor)->tuple[float, float, float]:
     "(min, reference, max) of the implicit J_C on a data set: always the cheaper, h = 0, always the dearer response."
     return costs.min(1).values.mean().item(), costs.mean().item(), costs.max(1).values.mean().item()
 
-# %% ../nbs/04_loss.ipynb 32
+# %% ../nbs/04_loss.ipynb 34
 def _helpful_u(b:PrefBatch)->tuple[Tensor, Tensor, Tensor, Tensor]:
     "The helpful pair: chosen ids, u = h(y_w) − h(y_l), and the safety flags (s_w, s_l) of chosen and rejected (-1: unknown)."
     ch = b.channels['helpful']
@@ -262,7 +293,7 @@ def safedpo_loss(b:PrefBatch, lambdas:dict, *, beta:float=0.1, delta:float=0.0)-
                     'reward_margin_H': (beta * u.detach() * keep).sum() / n, 'safedpo_swapped': (new != chosen).float().mean(),
                     'safedpo_dropped': 1 - keep.mean()}
 
-# %% ../nbs/04_loss.ipynb 36
+# %% ../nbs/04_loss.ipynb 38
 def mocan_dual_grad(lam:float, r:Tensor, g:Tensor, b:float, beta:float)->float:
     "D'(λ) of MoCAN's dual: E_x E_{π_λ}[g − b] with π_λ ∝ exp((r + λg)/β) over each prompt's samples; r, g (M,K)."
     w = torch.softmax((r.double() + lam * g.double()) / beta, dim=1)

@@ -17,7 +17,7 @@ from .data import chat_prompt, load_split
 from .training import ModelArgs, TrainArgs, make_accelerator, save_model, start_run, train_loop
 from .models import collate, encode, generate, load_model, load_tokenizer, token_logps, Encoded
 from .reward import load_judge, score, score_records
-from .loss import (LAMBDA_RULES, LOSSES, Channel, PrefBatch, call_loss, cost_range, implicit_cost, kl_k3, loss_params, make_lambda,
+from .loss import (LAMBDA_RULES, LOSSES, Channel, PrefBatch, call_loss, cost_range, implicit_cost, kl_k3, lambda_params, loss_params, make_lambda,
                               mocan_dual, mocan_dual_grad, mocan_relabel)
 
 # %% auto 0
@@ -72,7 +72,8 @@ class DPOConfig(ModelArgs, TrainArgs):
     k: float = cfg_field(0.5, 'MM-DPO saturation rate of the margin')
     beta_min: Optional[float] = cfg_field(None, 'lower clamp of β; None: β_ori (the MM-RLHF clamp)')
     margin_norm: Literal['none', 'std'] = cfg_field('none', "divide margins by the judge's score std on the training set")
-    lambda_rule: Literal['dual_ascent', 'safe_rlhf'] = cfg_field('dual_ascent', "λ controller: projected dual ascent, or Safe RLHF's log-λ step")
+    lambda_rule: Literal['dual_ascent', 'safe_rlhf', 'pid'] = cfg_field('dual_ascent', "λ controller: projected dual ascent, Safe RLHF's log-λ step, or PID")
+    lambda_args: dict = cfg_field({}, "the λ rule's own options, e.g. {kp: 0.5, kd: 1.0} for pid (K_I is lambda_lr)")
     lambda_init: Optional[float] = cfg_field(None, 'initial λ (inf: harmless channel only); None: from the method')
     lambda_lr: Optional[float] = cfg_field(None, 'λ step size η_λ (0: fixed λ); None: from the method')
     lambda_max: float = cfg_field(10.0, 'λ_max')
@@ -106,6 +107,9 @@ class DPOConfig(ModelArgs, TrainArgs):
         if self.beta_min is not None and not 0 < self.beta_min <= self.beta: raise ConfigError("config key 'beta_min' must be in (0, beta]")
         if self.lambda_init < 0 or self.lambda_lr < 0: raise ConfigError("config keys 'lambda_init' and 'lambda_lr' must be >= 0")
         if math.isinf(self.lambda_init) and self.lambda_lr > 0: raise ConfigError("lambda_init = inf cannot be learned: set lambda_lr 0")
+        bad = sorted(set(self.lambda_args) - set(lambda_params(self.lambda_rule)))
+        if bad: raise ConfigError(f"config key 'lambda_args': {bad} not options of lambda_rule {self.lambda_rule!r}; "
+                                  f"its options: {lambda_params(self.lambda_rule) or 'none'}")
         if self.lambda_rule == 'safe_rlhf' and self.lambda_lr > 0 and not self.lambda_init > 0:
             raise ConfigError("lambda_rule 'safe_rlhf' moves log λ: lambda_init must be > 0")
         if self.lambda_window < 1 or self.lambda_update_every < 1: raise ConfigError("config keys 'lambda_window' and 'lambda_update_every' must be >= 1")
@@ -353,7 +357,7 @@ def train_safe_mm_dpo(cfg:DPOConfig)->dict:
     log.info(f'implicit J_C on the training data: min {j_min:.3f}, reference {j_ref:.3f}, max {j_max:.3f}; threshold d = {ctx.threshold:.3f}')
     if method.relabel: channels = method.relabel(cfg, train, channels, pre, ctx)   # MoCAN: labels from λ*, before training
     lambdas = {n: make_lambda(cfg.lambda_rule, init=cfg.lambda_init, lr=cfg.lambda_lr, threshold=ctx.threshold, max_value=cfg.lambda_max,
-                              delay=cfg.lambda_update_delay, window=cfg.lambda_window, every=cfg.lambda_update_every)
+                              delay=cfg.lambda_update_delay, window=cfg.lambda_window, every=cfg.lambda_update_every, **cfg.lambda_args)
                for n, c in channels.items() if c.cost}
     lam = lambda: {n: lm.value for n, lm in lambdas.items()}
     shown = lambda v: v if math.isfinite(v) else -1.0                        # -1 stands for λ = ∞ in the logs
