@@ -38,6 +38,10 @@ class Method:
     relabel: Optional[Callable] = None                   # (cfg, records, channels, pre, accelerator, log) → channels, labels changed (MoCAN)
     run: Optional[Callable] = None                       # (cfg) → summary, instead of one training run (P-SACPO's merge)
 
+    def option_defaults(self)->dict:
+        "The method's own options and their defaults: its loss's parameters beyond the shared β, w, k, β_min, and its `args`."
+        return {**{k: v for k, v in loss_params(self.loss).items() if k not in ('beta', 'w', 'k', 'beta_min')}, **self.args}
+
 METHODS:dict[str, Method] = {}
 
 def register_method(name:str, loss:str, doc:str, *, args:dict|None=None, start=None, relabel=None, run=None, **defaults)->Method:
@@ -98,7 +102,7 @@ class DPOConfig(ModelArgs, TrainArgs):
         m = METHODS[self.method]
         for key, v in {**_UNCONSTRAINED, **m.defaults}.items():
             if getattr(self, key) is None: setattr(self, key, v)
-        known = {**{k: v for k, v in loss_params(m.loss).items() if k not in ('beta', 'w', 'k', 'beta_min')}, **m.args}
+        known = m.option_defaults()
         bad = sorted(set(self.method_args) - set(known))
         if bad: raise ConfigError(f"config key 'method_args': {bad} not options of method {self.method!r}"
                                   + (f"; its options: {', '.join(f'{k} (default {v})' for k, v in known.items())}" if known else ' (it has none)'))
@@ -119,8 +123,7 @@ class DPOConfig(ModelArgs, TrainArgs):
 
     def method_options(self)->dict:
         "The method's own options, its defaults filled in (what `method_args` did not set)."
-        m = METHODS[self.method]
-        return {**{k: v for k, v in loss_params(m.loss).items() if k not in ('beta', 'w', 'k', 'beta_min')}, **m.args, **self.method_args}
+        return {**METHODS[self.method].option_defaults(), **self.method_args}
 
     def loss_kwargs(self)->dict:
         "What the registered loss receives: the shared β, w, k, β_min and the method's options."
@@ -476,7 +479,6 @@ def merge_policies(a:str, b:str, q:float, out:Path, cfg:DPOConfig):
 
 def p_sacpo(cfg:DPOConfig)->dict:
     "P-SACPO: the linear merge (1 − q)·θ_helpful + q·θ_SACPO; trains (or reuses) the two policies it merges."
-    from safe_mm_dpo.training import start_run
     log, o = get_logger(), cfg.method_options()
     if not 0 <= o['q'] <= 1: raise ConfigError(f"method option q must be in [0, 1], got {o['q']}")
     out, _ = start_run(replace(cfg, resume=False), cfg.output_dir)
