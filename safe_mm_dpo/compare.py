@@ -15,8 +15,9 @@ from .core import ConfigError, UserError, cfg_field, get_logger, read_json, save
 from .pipeline import PipelineConfig, parse_variant, run_pipeline
 
 # %% auto 0
-__all__ = ['METRICS', 'BLOCK', 'CompareConfig', 'run_name', 'compare_pipeline', 'result_rows', 'seed_prompt_ci', 'summarise',
-           'render_table', 'plot_frontier_ci', 'render', 'results_block', 'update_block', 'run_compare']
+__all__ = ['METRICS', 'BLOCK', 'CompareConfig', 'variant_seeds', 'run_name', 'compare_pipeline', 'result_rows', 'seed_prompt_ci',
+           'summarise', 'render_table', 'constraint_rows', 'render_constraint_table', 'plot_frontier_ci', 'render',
+           'results_block', 'update_block', 'run_compare']
 
 # %% ../nbs/10_compare.ipynb 5
 METRICS = {
@@ -29,7 +30,7 @@ METRICS = {
 @dataclass
 class CompareConfig(PipelineConfig):
     "Options of `safe-mm-dpo compare`: the pipeline's keys, the methods at their settings, and the policy seeds."
-    variants: list[str] = cfg_field([], "one per method and setting: 'setting:method[:key=value;...]' with keys of the align section")
+    variants: list[str] = cfg_field([], "one per method and setting: 'setting:method[:key=value;...]' with keys of the align section (and seeds=0,1,2: this variant's own seeds)")
     seeds: list[int] = cfg_field([0, 1, 2, 3, 4], 'policy seeds: every variant is trained once per seed, from the same SFT model and judges')
     render_only: bool = cfg_field(False, 'only render the table and the plot from an existing results file')
     docs: Optional[str] = cfg_field(None, 'a notebook or markdown file whose results block (<!-- compare-results:start/end -->) is rewritten from the results')
@@ -43,6 +44,17 @@ class CompareConfig(PipelineConfig):
         if not self.seeds or len(set(self.seeds)) != len(self.seeds): raise ConfigError("config key 'seeds': distinct seeds, at least one")
         bad = [n for n in names if '@' in n]
         if bad: raise ConfigError(f"config key 'variants': '@' is reserved (setting@seed): {bad}")
+        for v in self.variants: variant_seeds(self, v)
+
+def variant_seeds(c:CompareConfig, spec:str)->tuple[str, str, dict, list[int]]:
+    "A variant's (setting, method, align overrides, seeds): its own `seeds=…` if it names them, else the config's."
+    name, method, kv = parse_variant(spec)
+    if 'seeds' not in kv: return name, method, kv, list(c.seeds)
+    raw = kv.pop('seeds')
+    try: seeds = [int(x) for x in raw.split(',') if x.strip()]
+    except ValueError: raise ConfigError(f"config key 'variants': seeds={raw!r} in {spec!r} must be integers separated by commas") from None
+    if not seeds or len(set(seeds)) != len(seeds): raise ConfigError(f"config key 'variants': seeds={raw!r} in {spec!r}: distinct seeds, at least one")
+    return name, method, kv, seeds
 
 def run_name(setting:str, seed:int)->str: return f'{setting}@s{seed}'
 
@@ -50,9 +62,9 @@ def compare_pipeline(c:CompareConfig)->PipelineConfig:
     "The pipeline that trains and evaluates every variant at every seed (data, SFT and judges once)."
     runs = []
     for v in c.variants:
-        name, method, kv = parse_variant(v)
+        name, method, kv, seeds = variant_seeds(c, v)
         extra = ';'.join(f'{k}={x}' for k, x in kv.items())
-        runs += [f'{run_name(name, s)}:{method}:' + (extra + ';' if extra else '') + f'seed={s}' for s in c.seeds]
+        runs += [f'{run_name(name, s)}:{method}:' + (extra + ';' if extra else '') + f'seed={s}' for s in seeds]
     keys = {k: getattr(c, k) for k in PipelineConfig.__dataclass_fields__}
     return PipelineConfig(**{**keys, 'compare': runs, 'stages': ['data', 'sft', 'judges', 'align', 'eval'],
                              'eval': {**c.eval, 'judge': sorted(set(c.eval.get('judge', ['gold'])) | {'gold'})}})
@@ -62,8 +74,8 @@ def result_rows(c:CompareConfig)->list[dict]:
     "One row per method × setting × seed, from the evaluations the pipeline wrote: metrics, their per-prompt outcomes, training summary."
     out, rows = Path(c.output_dir), []
     for v in c.variants:
-        name, method, kv = parse_variant(v)
-        for s in c.seeds:
+        name, method, kv, seeds = variant_seeds(c, v)
+        for s in seeds:
             run = run_name(name, s)
             gens = [json.loads(l) for l in open(out/'eval'/run/'generations.jsonl')]
             tm = read_json(out/'models'/'compare'/run/'train_metrics.json')
@@ -73,7 +85,11 @@ def result_rows(c:CompareConfig)->list[dict]:
             for m, (kind, f) in METRICS.items():
                 outcomes = [int(bool(f(g['gold']))) for g in gens if g['kind'] == kind and g.get('gold')]
                 row[m], row[f'{m}_outcomes'] = (float(np.mean(outcomes)) if outcomes else None), outcomes
-            row['train'] = {k: tm.get(k) for k in ('steps', 'lambda', 'J_C_hat', 'threshold', 'seconds', 'lambda_rule')}
+            row['train'] = {k: tm.get(k) for k in ('steps', 'lambda', 'J_C_hat', 'threshold', 'seconds', 'lambda_rule', 'lambda_lr')}
+            # constraint satisfaction: where the policy stands against d at the end (cost model, val prompts), and the gold
+            # unsafe rate on the unseen test prompts against the requested level when the threshold was a target unsafe rate
+            row['constraint'], row['target_unsafe_rate'] = tm.get('constraint'), tm.get('target_unsafe_rate')
+            row['unsafe_rate'] = None if row['safety_rate'] is None else 1 - row['safety_rate']
             st = lambda n: (read_json(out/'.stages'/f'{n}.json').get('seconds') or 0) if (out/'.stages'/f'{n}.json').exists() else 0
             row['run_seconds'] = round(st(f'compare__{run}') + st(f'eval__{run}'), 1)           # compute spent on this run
             row['shared_seconds'] = round(sum(st(n) for n in ('data', 'sft', 'helpful_rm', 'harmless_cm', 'eval__sft')), 1)
@@ -111,6 +127,38 @@ def render_table(summary:list[dict])->str:
               for s in summary]
     return '\n'.join(lines)
 
+def constraint_rows(rows:list[dict], tol:float=0.05)->list[dict]:
+    """Per setting whose λ learns against a threshold: the statistic λ steered at the end against d (met in how many seeds),
+    the gold unsafe rate on the unseen test prompts with its interval, and, for a target unsafe rate, how many seeds land
+    within `tol` of it."""
+    groups = {}
+    for r in rows:
+        if r.get('constraint') and (r['train'].get('lambda_lr') or 0) > 0: groups.setdefault((r['method'], r['setting']), []).append(r)
+    out = []
+    for (method, setting), rs in groups.items():
+        cs = [r['constraint'] for r in rs]
+        u, lo, hi = seed_prompt_ci([[1 - o for o in r['safety_rate_outcomes']] for r in rs])
+        t = rs[0].get('target_unsafe_rate')
+        out.append({'method': method, 'setting': setting, 'seeds': len(rs), 'rule': rs[0]['train'].get('lambda_rule'),
+                    'steered': cs[0]['steered'], 'threshold': float(np.mean([c['threshold'] for c in cs])),
+                    'value': float(np.mean([c[c['steered']] for c in cs])),
+                    'met': sum(bool(c['met']) for c in cs), 'unsafe': u, 'unsafe_lo': lo, 'unsafe_hi': hi,
+                    'unsafe_per_seed': [r['unsafe_rate'] for r in rs], 'judge_unsafe': float(np.mean([c['unsafe_rate'] for c in cs])),
+                    'target': t, 'within': None if t is None else sum(abs(r['unsafe_rate'] - t) <= tol + 1e-9 for r in rs)})
+    return out
+
+def render_constraint_table(crows:list[dict], tol:float=0.05)->str:
+    "The markdown table of `constraint_rows`."
+    if not crows: return ''
+    lines = ['| method | setting | λ rule | λ steers | d | at the end (mean) | met | cost model: unsafe (val) | gold unsafe (test) | per seed | target | '
+             f'within ±{tol:.0%} |', '|---|---|---|---|---|---|---|---|---|---|---|---|']
+    for c in crows:
+        per = ' '.join(f'{u:.0%}' for u in c['unsafe_per_seed'])
+        lines.append(f"| {c['method']} | {c['setting']} | {c['rule']} | {c['steered'].replace('_', ' ')} | {c['threshold']:.3g} | {c['value']:.3g} | "
+                     f"{c['met']}/{c['seeds']} | {c['judge_unsafe']:.1%} | {c['unsafe']:.1%} [{c['unsafe_lo']:.1%}–{c['unsafe_hi']:.1%}] | {per} | "
+                     + ('—' if c['target'] is None else f"{c['target']:.0%}") + ' | ' + ('—' if c['within'] is None else f"{c['within']}/{c['seeds']}") + ' |')
+    return '\n'.join(lines)
+
 def plot_frontier_ci(summary:list[dict], ax=None, x:str='helpfulness', title:str='helpfulness–safety frontier (mean over seeds, 95 % intervals)'):
     "Every method × setting at its mean `x` (helpfulness or over_refusal) and safety, with 95 % interval bars; one colour per method."
     import matplotlib.pyplot as plt
@@ -137,14 +185,15 @@ def render(results:str|Path, out_dir:str|Path)->dict:
     summary = summarise(rows)
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     commits = sorted({str(r.get('commit'))[:12] + (' (uncommitted changes)' if r.get('dirty') else '') for r in rows})
-    table = render_table(summary)
+    table, ctable = render_table(summary), render_constraint_table(constraint_rows(rows))
     atomic_write_text(out/'table.md', table + '\n\n' + f"{len(rows)} runs; seeds per row as listed; code: {', '.join(commits)}. "
-                      'Brackets: 95 % intervals, bootstrap over seeds and, within each seed, over prompts.\n')
+                      'Brackets: 95 % intervals, bootstrap over seeds and, within each seed, over prompts.\n'
+                      + (f'\nConstraint satisfaction (settings whose λ learns):\n\n{ctable}\n' if ctable else ''))
     fig, axes = plt.subplots(1, 2, figsize=(13, 5))
     plot_frontier_ci(summary, ax=axes[0])
     plot_frontier_ci(summary, ax=axes[1], x='over_refusal', title='over-refusal against safety (mean over seeds, 95 % intervals)')
     fig.tight_layout(); fig.savefig(out/'frontier.png', dpi=110); plt.close(fig)
-    return {'summary': summary, 'table': table, 'commits': commits}
+    return {'summary': summary, 'table': table, 'constraint_table': ctable, 'commits': commits}
 
 BLOCK = ('<!-- compare-results:start -->', '<!-- compare-results:end -->')
 
@@ -153,10 +202,14 @@ def results_block(results:str|Path, image:str, command:str)->str:
     rows = [json.loads(l) for l in open(results) if l.strip()]
     res = summarise(rows)
     seeds = sorted({r['seed'] for r in rows})
+    ctable = render_constraint_table(constraint_rows(rows))
     commits = sorted({str(r.get('commit'))[:12] + (' with uncommitted changes' if r.get('dirty') else '') for r in rows})
     minutes = (sum(r.get('run_seconds', 0) for r in rows) + max((r.get('shared_seconds', 0) for r in rows), default=0)) / 60
-    return '\n'.join([BLOCK[0], render_table(res), '', f'![frontier with intervals]({image})', '',
-        f"Rendered from `{Path(results).as_posix()}` ({len(rows)} runs: every setting at policy seeds {seeds}, one SFT model and one pair "
+    cpart = ['', '**Constraint satisfaction** (settings whose λ learns): the statistic λ steers, at the end, against its threshold d '
+             "(cost model, the val split's harmful prompts, greedy answers), and the gold unsafe rate on the unseen test prompts; "
+             'where d is a target unsafe rate, how many seeds land within 5 points of it.', '', ctable] if ctable else []
+    return '\n'.join([BLOCK[0], render_table(res), *cpart, '', f'![frontier with intervals]({image})', '',
+        f"Rendered from `{Path(results).as_posix()}` ({len(rows)} runs: the settings at policy seeds {seeds} as the seeds column says, one SFT model and one pair "
         f"of judges, seed 0; code {', '.join(commits)}) by `{command}`. Brackets: 95 % intervals, bootstrap over seeds and, "
         f"within each, over the test prompts. Training and evaluation took {minutes:.0f} minutes of compute in all (sum of the "
         'stages, 2 CPU cores); timings and, through float rounding, the rates move with the machine, the thread count and '

@@ -22,9 +22,9 @@ from .loss import (LAMBDA_RULES, LOSSES, Channel, PrefBatch, call_loss, cost_ran
 
 # %% auto 0
 __all__ = ['METHODS', 'inf', 'CHANNELS', 'Method', 'register_method', 'DPOConfig', 'sequence_logps', 'Precomputed', 'precompute',
-           'preference_channels', 'reset_peak_memory', 'peak_memory_mb', 'generated_cost', 'PreferenceStep',
-           'RunContext', 'train_safe_mm_dpo', 'sacpo_stage1', 'merge_policies', 'p_sacpo', 'mocan_relabel_pairs',
-           'read_metrics', 'smooth_curve', 'plot_training']
+           'preference_channels', 'reset_peak_memory', 'peak_memory_mb', 'generated_costs', 'generated_cost',
+           'harmful_prompts', 'final_constraint', 'PreferenceStep', 'RunContext', 'train_safe_mm_dpo', 'sacpo_stage1',
+           'merge_policies', 'p_sacpo', 'mocan_relabel_pairs', 'read_metrics', 'smooth_curve', 'plot_training']
 
 # %% ../nbs/05_trainer.ipynb 6
 @dataclass
@@ -89,6 +89,8 @@ class DPOConfig(ModelArgs, TrainArgs):
     jc_estimator: Literal['implicit', 'generate'] = cfg_field('implicit', 'implicit (free) or generate (sample + cost model)')
     jc_prompts: int = cfg_field(32, "'generate': held-out prompts per J_C estimate")
     jc_max_new_tokens: int = cfg_field(48, "'generate': tokens per sampled answer")
+    target_unsafe_rate: Optional[float] = cfg_field(None, "the threshold as a target unsafe rate: d = the share of the policy's greedy answers to harmful val prompts that the cost model rates unsafe (C > 0), estimated by generation (implies jc_estimator 'generate')")
+    final_check: int = cfg_field(128, "after training, up to this many harmful val prompts answered greedily: the answers' mean cost and unsafe rate by the cost model, against d (train_metrics.json 'constraint'; 0: off)")
     kl_coef: float = cfg_field(0.0, 'weight of the k3 KL estimate on response tokens')
     cache_dir: Optional[str] = cfg_field(None, 'precompute cache (default: <data_dir>/cache)')
     precompute_batch_size: int = cfg_field(64, 'sequences per batch in the precompute pass')
@@ -120,6 +122,12 @@ class DPOConfig(ModelArgs, TrainArgs):
         if self.kl_coef < 0: raise ConfigError("config key 'kl_coef' must be >= 0")
         if self.threshold_relative is not None and not 0 <= self.threshold_relative <= 1:
             raise ConfigError("config key 'threshold_relative' must be in [0, 1]")
+        if self.target_unsafe_rate is not None:
+            if not 0 <= self.target_unsafe_rate < 1: raise ConfigError("config key 'target_unsafe_rate' must be in [0, 1)")
+            if self.threshold_relative is not None:
+                raise ConfigError("config keys 'target_unsafe_rate' and 'threshold_relative' both set the threshold: set one")
+            self.jc_estimator = 'generate'                     # a rate of generated answers cannot be read off the data's pairs
+        if self.final_check < 0: raise ConfigError("config key 'final_check' must be >= 0 (0: off)")
 
     def method_options(self)->dict:
         "The method's own options, its defaults filled in (what `method_args` did not set)."
@@ -245,12 +253,39 @@ def peak_memory_mb(device)->float:
     kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss                   # elsewhere: the process's lifetime peak
     return kb / 1024 if sys.platform != 'darwin' else kb / 2**20
 
-def generated_cost(policy, tokenizer, cost_model, cost_tokenizer, prompts:list[str],
-                   max_new_tokens:int=48, temperature:float=1.0, seed:int=0, max_length:int=128, max_prompt_length:int=96)->float:
-    "J_C by generation: the mean cost −R_S of the policy's sampled answers to `prompts`."
+def generated_costs(policy, tokenizer, cost_model, cost_tokenizer, prompts:list, max_new_tokens:int=48,
+                    temperature:float=1.0,    # 0: greedy, as evaluation answers
+                    seed:int=0, max_length:int=128, max_prompt_length:int=96)->torch.Tensor:
+    "The cost C = −R_S of the policy's answer to each of `prompts`, by the cost model."
     answers = [a[0] for a in generate(policy, tokenizer, prompts, max_new_tokens=max_new_tokens, temperature=temperature,
                                       seed=seed, max_prompt_length=max_prompt_length)]
-    return -score(cost_model, cost_tokenizer, prompts, answers, max_length=max_length, max_prompt_length=max_prompt_length).mean().item()
+    return -score(cost_model, cost_tokenizer, prompts, answers, max_length=max_length, max_prompt_length=max_prompt_length)
+
+def generated_cost(policy, tokenizer, cost_model, cost_tokenizer, prompts:list, **kw)->float:
+    "J_C by generation: the mean cost −R_S of the policy's sampled answers to `prompts`."
+    return generated_costs(policy, tokenizer, cost_model, cost_tokenizer, prompts, **kw).mean().item()
+
+def harmful_prompts(records:list[dict])->list:
+    "The distinct prompts (as the chat template gets them) whose data hold an unsafe response: where an unsafe rate is measured."
+    return [p for _, p in sorted({r['prompt']: chat_prompt(r) for r in records
+                                  if False in (r.get('is_response_0_safe'), r.get('is_response_1_safe'))}.items())]
+
+def final_constraint(cfg:DPOConfig, policy, tok, cost_judge, harmful:list, j_c:float, threshold:float, log=None)->dict|None:
+    """Where the trained policy stands against its threshold: greedy answers (as evaluation decodes) to up to `cfg.final_check`
+    harmful val prompts, their mean cost and unsafe share (C > 0) by the cost model, and the value of the statistic λ steered."""
+    if not cfg.final_check or not harmful or not Path(cfg.harmless_cm).exists(): return None
+    judge = cost_judge or load_judge(cfg.harmless_cm, cfg)
+    c = generated_costs(policy, tok, *judge, harmful[:cfg.final_check], cfg.jc_max_new_tokens, temperature=0.0, seed=cfg.seed,
+                        max_length=cfg.max_length, max_prompt_length=cfg.max_prompt_length)
+    steered = 'unsafe_rate' if cfg.target_unsafe_rate is not None else 'generated_cost' if cfg.jc_estimator == 'generate' else 'implicit_J_C'
+    r = {'prompts': len(c), 'generated_cost': c.mean().item(), 'unsafe_rate': (c > 0).float().mean().item(),
+         'implicit_J_C': j_c, 'threshold': threshold, 'steered': steered}
+    # the unsafe rate is judged on greedy answers here, while training may have sampled: the two can disagree
+    v = r[steered]
+    r['met'] = bool(v <= threshold) if math.isfinite(v) else None
+    if log: log.info(f"constraint at the end: {steered} {v:.3f} against d = {threshold:.3f} ({'met' if r['met'] else 'violated' if r['met'] is False else 'not observed'}); "
+                     f"greedy answers to {len(c)} harmful val prompts: mean cost {r['generated_cost']:.3f}, unsafe (C > 0) {r['unsafe_rate']:.1%}")
+    return r
 
 class PreferenceStep:
     "The method's loss on a batch of records, the one call training and validation share: log-probs of both responses, the registered loss, the KL term, Ĵ_C."
@@ -356,8 +391,11 @@ def train_safe_mm_dpo(cfg:DPOConfig)->dict:
     pre_val = precompute(cfg, val, 'val', ref_path, acc, log) if val else None
     channels, safe, stds = preference_channels(train, pre, cfg.margin_norm)
     j_min, j_ref, j_max = cost_range(-channels['harmless'].scores)
-    ctx.threshold = cfg.threshold if cfg.threshold_relative is None else j_min + cfg.threshold_relative * (j_max - j_min)
-    log.info(f'implicit J_C on the training data: min {j_min:.3f}, reference {j_ref:.3f}, max {j_max:.3f}; threshold d = {ctx.threshold:.3f}')
+    rate = cfg.target_unsafe_rate is not None            # the threshold is a share of unsafe answers, not a cost
+    ctx.threshold = (cfg.target_unsafe_rate if rate else cfg.threshold if cfg.threshold_relative is None
+                     else j_min + cfg.threshold_relative * (j_max - j_min))
+    log.info(f'implicit J_C on the training data: min {j_min:.3f}, reference {j_ref:.3f}, max {j_max:.3f}; threshold d = {ctx.threshold:.3f}'
+             + (' (target unsafe rate of greedy answers to harmful val prompts)' if rate else ''))
     if method.relabel: channels = method.relabel(cfg, train, channels, pre, ctx)   # MoCAN: labels from λ*, before training
     lambdas = {n: make_lambda(cfg.lambda_rule, init=cfg.lambda_init, lr=cfg.lambda_lr, threshold=ctx.threshold, max_value=cfg.lambda_max,
                               delay=cfg.lambda_update_delay, window=cfg.lambda_window, every=cfg.lambda_update_every, **cfg.lambda_args)
@@ -374,8 +412,12 @@ def train_safe_mm_dpo(cfg:DPOConfig)->dict:
     if n_trunc: log.info(f'{n_trunc} of {len(step.enc)} records have a response truncated to max_length={cfg.max_length}')
     learn = cfg.lambda_lr > 0 or cfg.jc_estimator == 'generate'
     cost_judge = load_judge(cfg.harmless_cm, cfg) if cfg.jc_estimator == 'generate' else None
-    jc_pool = [p for _, p in sorted({r['prompt']: chat_prompt(r) for r in val}.items())] if cfg.jc_estimator == 'generate' else []
-    if cfg.jc_estimator == 'generate' and not jc_pool: raise UserError("jc_estimator 'generate' needs prompts in the val split")
+    harmful_val = harmful_prompts(val)
+    jc_pool = (harmful_val if rate else [p for _, p in sorted({r['prompt']: chat_prompt(r) for r in val}.items())]
+               ) if cfg.jc_estimator == 'generate' else []
+    if cfg.jc_estimator == 'generate' and not jc_pool:
+        raise UserError("jc_estimator 'generate' needs prompts in the val split"
+                        + (' whose data hold an unsafe response (is_response_*_safe false), for target_unsafe_rate' if rate else ''))
 
     def loss_fn(model, idx):
         loss, m = step(model, idx, lam())
@@ -389,8 +431,9 @@ def train_safe_mm_dpo(cfg:DPOConfig)->dict:
         if cfg.jc_estimator == 'generate':
             start = ((s // lm.every) * cfg.jc_prompts) % len(jc_pool)
             mine = (jc_pool * 2)[start:start + cfg.jc_prompts][acc.process_index::acc.num_processes]
-            g = generated_cost(acc.unwrap_model(model), tok, *cost_judge, mine, cfg.jc_max_new_tokens, seed=cfg.seed + s,
-                               max_length=cfg.max_length, max_prompt_length=cfg.max_prompt_length)
+            c = generated_costs(acc.unwrap_model(model), tok, *cost_judge, mine, cfg.jc_max_new_tokens, temperature=0.0 if rate else 1.0,
+                                seed=cfg.seed + s, max_length=cfg.max_length, max_prompt_length=cfg.max_prompt_length)
+            g = (c > 0).float().mean().item() if rate else c.mean().item()           # unsafe share (greedy, as evaluated) or mean cost
             jc['harmless'] = acc.reduce(torch.tensor(g, device=acc.device), 'mean').item() if acc.num_processes > 1 else g
             metrics['J_C_generated'] = jc['harmless']
         for n, c in lambdas.items(): c.update(jc[n])
@@ -413,8 +456,11 @@ def train_safe_mm_dpo(cfg:DPOConfig)->dict:
                      extra_state=lambda: {'lambda': {n: c.state_dict() for n, c in lambdas.items()}}, load_extra_state=load_extra,
                      desc=cfg.method)
     lm = lambdas['harmless']
+    constraint = final_constraint(cfg, acc.unwrap_model(model), tok, cost_judge, harmful_val, lm.j_c, ctx.threshold, log) \
+        if acc.is_main_process else None
     summary = {'method': cfg.method, 'method_options': cfg.method_options(), 'lambda_rule': cfg.lambda_rule, 'steps': res.step,
                'lambda': lm.value, 'lambdas': lam(), 'J_C_hat': lm.j_c, 'threshold': ctx.threshold,
+               'target_unsafe_rate': cfg.target_unsafe_rate, 'constraint': constraint, 'lambda_lr': cfg.lambda_lr,
                'J_C_range': {'min': j_min, 'reference': j_ref, 'max': j_max}, 'final_metrics': res.last_metrics,
                'seconds': res.seconds, 'seconds_per_step': res.seconds / max(1, res.step - res.start_step),
                'peak_memory_mb': peak_memory_mb(acc.device), 'processes': acc.num_processes, 'truncated_records': n_trunc,

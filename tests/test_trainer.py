@@ -120,6 +120,32 @@ def test_generate_estimator_and_kl(tiny_stack, tmp_path):
     assert 1.0 < s['lambda'] < 10.0
 
 
+
+def test_target_unsafe_rate_steers_lambda_by_the_greedy_unsafe_share(tiny_stack, tmp_path):
+    "With a target unsafe rate, Ĵ_C is the share of greedy answers to harmful val prompts the cost model rates unsafe, and d is the target."
+    from safe_mm_dpo.data import load_split
+    from safe_mm_dpo.trainer import harmful_prompts
+    out = tmp_path / 'rate'
+    n = len(harmful_prompts(load_split(tiny_stack / 'data', 'val')))
+    assert n >= 4
+    s = train_safe_mm_dpo(load_config(DPOConfig, **common(tiny_stack, out, max_steps=4, target_unsafe_rate=0.25, jc_prompts=4,
+                                                          jc_max_new_tokens=6, lambda_update_every=2, lambda_window=1, lambda_lr=0.5)))
+    rows = [r for r in read_metrics(out) if 'train/loss' in r]
+    gen = [r['train/J_C_generated'] for r in rows if 'train/J_C_generated' in r]
+    assert len(gen) == 2 and all(g * 4 == round(g * 4) and 0 <= g <= 1 for g in gen)   # a share of 4 answers
+    assert s['threshold'] == 0.25 and s['target_unsafe_rate'] == 0.25
+    lam = 1.0
+    for g in gen: lam = min(10.0, max(0.0, lam + 0.5 * (g - 0.25)))           # projected dual ascent on the share
+    assert s['lambda'] == pytest.approx(lam, abs=1e-6)
+    c = s['constraint']                                                      # the end: greedy answers to every harmful val prompt
+    assert c['steered'] == 'unsafe_rate' and c['prompts'] == min(n, 128) and c['threshold'] == 0.25
+    assert c['met'] == (c['unsafe_rate'] <= 0.25) and 0 <= c['unsafe_rate'] <= 1 and math.isfinite(c['generated_cost'])
+    # the implicit estimator's constraint is reported on the same answers, steered statistic named
+    s2 = train_safe_mm_dpo(load_config(DPOConfig, **common(tiny_stack, tmp_path / 'impl', max_steps=2, final_check=3)))
+    assert s2['constraint']['steered'] == 'implicit_J_C' and s2['constraint']['prompts'] == 3
+    assert s2['constraint']['met'] == (s2['J_C_hat'] <= s2['threshold'])
+    assert train_safe_mm_dpo(load_config(DPOConfig, **common(tiny_stack, tmp_path / 'off', max_steps=1, final_check=0)))['constraint'] is None
+
 def test_validation_uses_the_training_loss(tiny_stack, tmp_path):
     "Validation runs the training step's own loss call: with the KL term, and with a LoRA reference (adapters off)."
     for name, kw in (('full', {}), ('lora', dict(lora_r=4, lora_alpha=8))):
