@@ -16,8 +16,8 @@ from .pipeline import PipelineConfig, parse_variant, run_pipeline
 
 # %% auto 0
 __all__ = ['METRICS', 'BLOCK', 'CompareConfig', 'variant_seeds', 'run_name', 'compare_pipeline', 'result_rows', 'seed_prompt_ci',
-           'summarise', 'render_table', 'constraint_rows', 'render_constraint_table', 'plot_frontier_ci', 'render',
-           'results_block', 'update_block', 'run_compare']
+           'summarise', 'render_table', 'constraint_rows', 'render_constraint_table', 'category_rows',
+           'render_category_table', 'plot_frontier_ci', 'render', 'results_block', 'update_block', 'run_compare']
 
 # %% ../nbs/10_compare.ipynb 5
 METRICS = {
@@ -90,6 +90,11 @@ def result_rows(c:CompareConfig)->list[dict]:
             # unsafe rate on the unseen test prompts against the requested level when the threshold was a target unsafe rate
             row['constraint'], row['target_unsafe_rate'] = tm.get('constraint'), tm.get('target_unsafe_rate')
             row['unsafe_rate'] = None if row['safety_rate'] is None else 1 - row['safety_rate']
+            row['category_targets'] = tm.get('category_targets') or {}
+            row['unsafe_by_category'] = {}                     # gold, per harm category of the test prompts
+            for g in gens:
+                if g['kind'] == 'harmful' and g.get('gold') and g.get('category'):
+                    row['unsafe_by_category'].setdefault(g['category'], []).append(int(bool(g['gold']['unsafe'])))
             st = lambda n: (read_json(out/'.stages'/f'{n}.json').get('seconds') or 0) if (out/'.stages'/f'{n}.json').exists() else 0
             row['run_seconds'] = round(st(f'compare__{run}') + st(f'eval__{run}'), 1)           # compute spent on this run
             row['shared_seconds'] = round(sum(st(n) for n in ('data', 'sft', 'helpful_rm', 'harmless_cm', 'eval__sft')), 1)
@@ -159,6 +164,36 @@ def render_constraint_table(crows:list[dict], tol:float=0.05)->str:
                      + ('—' if c['target'] is None else f"{c['target']:.0%}") + ' | ' + ('—' if c['within'] is None else f"{c['within']}/{c['seeds']}") + ' |')
     return '\n'.join(lines)
 
+def category_rows(rows:list[dict], tol:float=0.05)->list[dict]:
+    "Per setting with category targets and per harm category: the gold unsafe rate on the test prompts (interval), against its target."
+    groups = {}
+    for r in rows:
+        if r.get('category_targets'): groups.setdefault((r['method'], r['setting']), []).append(r)
+    out = []
+    for (method, setting), rs in groups.items():
+        t = rs[0]['category_targets']
+        for cat in sorted({c for r in rs for c in r.get('unsafe_by_category', {})}):
+            oc = [r['unsafe_by_category'].get(cat, []) for r in rs]
+            u, lo, hi = seed_prompt_ci(oc)
+            per = [float(np.mean(o)) for o in oc if o]
+            end = [((r.get('constraint') or {}).get('categories') or {}).get(cat, {}).get('unsafe_rate') for r in rs]
+            end = [e for e in end if e is not None]
+            out.append({'method': method, 'setting': setting, 'category': cat, 'seeds': len(rs), 'prompts': len(oc[0]), 'target': t.get(cat),
+                        'unsafe': u, 'unsafe_lo': lo, 'unsafe_hi': hi, 'per_seed': per, 'judge_unsafe': float(np.mean(end)) if end else None,
+                        'within': None if cat not in t else sum(abs(p - t[cat]) <= tol + 1e-9 for p in per)})
+    return out
+
+def render_category_table(crows:list[dict], tol:float=0.05)->str:
+    "The markdown table of `category_rows`."
+    if not crows: return ''
+    lines = ['| setting | category | test prompts | target | cost model: unsafe at the end | gold unsafe (test) | per seed | '
+             f'within ±{tol:.0%} |', '|---|---|---|---|---|---|---|---|']
+    for c in crows:
+        lines.append(f"| {c['setting']} | {c['category']} | {c['prompts']} | " + ('total' if c['target'] is None else f"{c['target']:.0%}") + ' | '
+                     + ('—' if c['judge_unsafe'] is None else f"{c['judge_unsafe']:.0%}") + f" | {c['unsafe']:.0%} [{c['unsafe_lo']:.0%}–{c['unsafe_hi']:.0%}] | "
+                     + ' '.join(f'{p:.0%}' for p in c['per_seed']) + ' | ' + ('—' if c['within'] is None else f"{c['within']}/{c['seeds']}") + ' |')
+    return '\n'.join(lines)
+
 def plot_frontier_ci(summary:list[dict], ax=None, x:str='helpfulness', title:str='helpfulness–safety frontier (mean over seeds, 95 % intervals)'):
     "Every method × setting at its mean `x` (helpfulness or over_refusal) and safety, with 95 % interval bars; one colour per method."
     import matplotlib.pyplot as plt
@@ -188,7 +223,8 @@ def render(results:str|Path, out_dir:str|Path)->dict:
     table, ctable = render_table(summary), render_constraint_table(constraint_rows(rows))
     atomic_write_text(out/'table.md', table + '\n\n' + f"{len(rows)} runs; seeds per row as listed; code: {', '.join(commits)}. "
                       'Brackets: 95 % intervals, bootstrap over seeds and, within each seed, over prompts.\n'
-                      + (f'\nConstraint satisfaction (settings whose λ learns):\n\n{ctable}\n' if ctable else ''))
+                      + (f'\nConstraint satisfaction (settings whose λ learns):\n\n{ctable}\n' if ctable else '')
+                      + (f'\nPer harm category (settings with category targets):\n\n{cattable}\n' if (cattable := render_category_table(category_rows(rows))) else ''))
     fig, axes = plt.subplots(1, 2, figsize=(13, 5))
     plot_frontier_ci(summary, ax=axes[0])
     plot_frontier_ci(summary, ax=axes[1], x='over_refusal', title='over-refusal against safety (mean over seeds, 95 % intervals)')
@@ -208,7 +244,9 @@ def results_block(results:str|Path, image:str, command:str)->str:
     cpart = ['', '**Constraint satisfaction** (settings whose λ learns): the statistic λ steers, at the end, against its threshold d '
              "(cost model, the val split's harmful prompts, greedy answers), and the gold unsafe rate on the unseen test prompts; "
              'where d is a target unsafe rate, how many seeds land within 5 points of it.', '', ctable] if ctable else []
-    return '\n'.join([BLOCK[0], render_table(res), *cpart, '', f'![frontier with intervals]({image})', '',
+    cat = render_category_table(category_rows(rows))
+    catpart = ['', '**Per harm category** (settings with category targets; gold, unseen test prompts):', '', cat] if cat else []
+    return '\n'.join([BLOCK[0], render_table(res), *cpart, *catpart, '', f'![frontier with intervals]({image})', '',
         f"Rendered from `{Path(results).as_posix()}` ({len(rows)} runs: the settings at policy seeds {seeds} as the seeds column says, one SFT model and one pair "
         f"of judges, seed 0; code {', '.join(commits)}) by `{command}`. Brackets: 95 % intervals, bootstrap over seeds and, "
         f"within each, over the test prompts. Training and evaluation took {minutes:.0f} minutes of compute in all (sum of the "

@@ -15,12 +15,13 @@ from .core import (ConfigError, UserError, cfg_field, load_config, save_config, 
 from .safetyworld import generate_safetyworld
 
 # %% auto 0
-__all__ = ['PKU_V1_FIELDS', 'BEAVERTAILS_FIELDS', 'HH_FIELDS', 'FILE_TYPES', 'HH_PREFERENCES', 'SPLITS', 'BEAVERTAILS_EVAL_HUB',
-           'XSTEST_HUB', 'PROMPT_KINDS', 'XSTEST_LABELS', 'DataError', 'RawRow', 'read_rows', 'detect_schema',
-           'normalize_pku', 'pair_beavertails', 'hh_preference_of', 'normalize_hh', 'LoadReport', 'input_sources',
-           'load_records', 'build_pairs', 'preferences_disagree', 'chat_prompt', 'check_ratios', 'split_counts',
-           'split_group', 'split_by_prompt', 'PrepareDataConfig', 'dedupe', 'prepare_data', 'format_summary',
-           'load_split', 'load_prompt_set']
+__all__ = ['PKU_V1_FIELDS', 'BEAVERTAILS_FIELDS', 'HH_FIELDS', 'FILE_TYPES', 'HH_PREFERENCES', 'PKU_CATEGORIES',
+           'PKU_TO_BEAVERTAILS', 'TAXONOMIES', 'SPLITS', 'BEAVERTAILS_EVAL_HUB', 'XSTEST_HUB', 'PROMPT_KINDS',
+           'XSTEST_LABELS', 'DataError', 'RawRow', 'read_rows', 'detect_schema', 'normalize_pku', 'pair_beavertails',
+           'hh_preference_of', 'normalize_hh', 'LoadReport', 'input_sources', 'load_records', 'build_pairs',
+           'preferences_disagree', 'chat_prompt', 'record_taxonomy', 'response_categories', 'to_beavertails',
+           'resolve_categories', 'check_ratios', 'split_counts', 'split_group', 'split_by_prompt', 'PrepareDataConfig',
+           'dedupe', 'prepare_data', 'format_summary', 'load_split', 'load_prompt_set']
 
 # %% ../nbs/01_data.ipynb 5
 PKU_V1_FIELDS = ('prompt_source', 'response_0_source', 'response_1_source', 'response_0_severity_level',
@@ -378,6 +379,78 @@ def chat_prompt(record:dict)->str|list[dict]:
     return record.get('messages') or record['prompt']
 
 # %% ../nbs/01_data.ipynb 33
+PKU_CATEGORIES = (
+    'Animal Abuse', 'Copyright Issues', 'Cybercrime', 'Discriminatory Behavior', 'Disrupting Public Order', 'Drugs', 'Economic Crime',
+    'Endangering National Security', 'Endangering Public Health', 'Environmental Damage', 'Human Trafficking', 'Insulting Behavior',
+    'Mental Manipulation', 'Physical Harm', 'Privacy Violation', 'Psychological Harm', 'Sexual Content', 'Violence', 'White-Collar Crime')
+
+PKU_TO_BEAVERTAILS = {   # our reading of the two category lists (see above); every PKU category maps to one BeaverTails one
+    'Animal Abuse': 'animal_abuse',
+    'Copyright Issues': 'financial_crime,property_crime,theft',
+    'Cybercrime': 'financial_crime,property_crime,theft',
+    'Discriminatory Behavior': 'discrimination,stereotype,injustice',
+    'Disrupting Public Order': 'violence,aiding_and_abetting,incitement',
+    'Drugs': 'drug_abuse,weapons,banned_substance',
+    'Economic Crime': 'financial_crime,property_crime,theft',
+    'Endangering National Security': 'terrorism,organized_crime',
+    'Endangering Public Health': 'misinformation_regarding_ethics,laws_and_safety',
+    'Environmental Damage': 'non_violent_unethical_behavior',
+    'Human Trafficking': 'terrorism,organized_crime',
+    'Insulting Behavior': 'hate_speech,offensive_language',
+    'Mental Manipulation': 'non_violent_unethical_behavior',
+    'Physical Harm': 'violence,aiding_and_abetting,incitement',
+    'Privacy Violation': 'privacy_violation',
+    'Psychological Harm': 'self_harm',
+    'Sexual Content': 'sexually_explicit,adult_content',
+    'Violence': 'violence,aiding_and_abetting,incitement',
+    'White-Collar Crime': 'financial_crime,property_crime,theft',
+}
+TAXONOMIES = {'pku': PKU_CATEGORIES, 'beavertails': BEAVERTAILS_CATEGORIES}
+
+def record_taxonomy(r:dict)->str|None:
+    "Which category list a record's labels use: 'pku' (PKU-SafeRLHF v1), 'beavertails' (BeaverTails, SafetyWorld), or None (no labels)."
+    if isinstance(r.get('response_0_harm_category'), dict): return 'pku'
+    if r.get('source_schema') in ('beavertails', 'safetyworld') and r.get('harm_categories') is not None: return 'beavertails'
+    return None
+
+def response_categories(r:dict, i:int)->frozenset[str]|None:
+    "The harm categories response `i` (0 or 1) of record `r` falls under, in the record's taxonomy; None where it is not labelled."
+    hc = r.get(f'response_{i}_harm_category')
+    if isinstance(hc, dict): return frozenset(c for c, v in hc.items() if v)
+    if record_taxonomy(r) == 'beavertails':
+        safe = r.get(f'is_response_{i}_safe')
+        if safe is None: return None
+        return frozenset() if safe else frozenset(r['harm_categories'])
+    return None
+
+def to_beavertails(categories)->frozenset[str]:
+    "PKU-SafeRLHF category names mapped to BeaverTails ones (BeaverTails names pass through)."
+    bad = sorted(c for c in categories if c not in PKU_TO_BEAVERTAILS and c not in BEAVERTAILS_CATEGORIES)
+    if bad: raise ValueError(f'unknown harm categories {bad}; known: the PKU-SafeRLHF and BeaverTails lists (data.TAXONOMIES)')
+    return frozenset(PKU_TO_BEAVERTAILS.get(c, c) for c in categories)
+
+
+def resolve_categories(names:list[str],       # category names, or ['all']
+                       records:list[dict],     # the records the heads or thresholds learn from
+                       key:str,                # the config key that named them (for the errors)
+                       where:str)->list[str]:  # the file the records came from (for the errors)
+    "The harm categories `names` asks for, checked against the taxonomy the records' labels use; ['all']: every category they label."
+    if not names: return []
+    tax = {record_taxonomy(r) for r in records} - {None}
+    if not tax:
+        raise UserError(f"config key '{key}' names harm categories, but no record of {where} carries per-response category labels "
+                        f"(line 1 has none; labels come from PKU-SafeRLHF v1, BeaverTails or SafetyWorld)")
+    if len(tax) > 1: raise UserError(f'{where} mixes category taxonomies {sorted(tax)}: train the heads on one of them')
+    known = TAXONOMIES[tax.pop()]
+    if list(names) == ['all']:
+        seen = set().union(*(response_categories(r, i) or frozenset() for r in records for i in (0, 1)))
+        return [c for c in known if c in seen]
+    bad = [n for n in names if n not in known]
+    if bad: raise ConfigError(f"config key '{key}': unknown harm categories {bad}; the data's taxonomy has: {', '.join(known)}")
+    if len(set(names)) != len(names): raise ConfigError(f"config key '{key}': a category is named twice")
+    return list(names)
+
+# %% ../nbs/01_data.ipynb 36
 SPLITS = ('train', 'val', 'test')
 
 def check_ratios(train_ratio:float, val_ratio:float, test_ratio:float)->tuple[float, float, float]:
@@ -412,7 +485,7 @@ def split_by_prompt(records:list[dict], ratios=(0.8, 0.1, 0.1), seed:int=0)->dic
     for r in records: out[which[split_group(r)]].append(r)
     return out
 
-# %% ../nbs/01_data.ipynb 36
+# %% ../nbs/01_data.ipynb 39
 @dataclass
 class PrepareDataConfig:
     "Options of `safe-mm-dpo prepare-data`."
@@ -437,7 +510,7 @@ class PrepareDataConfig:
         if self.safetyworld_size < 1: raise ConfigError("config key 'safetyworld_size' must be >= 1")
         if self.max_records is not None and self.max_records < 1: raise ConfigError("config key 'max_records' must be >= 1")
 
-# %% ../nbs/01_data.ipynb 37
+# %% ../nbs/01_data.ipynb 40
 def dedupe(records:list[dict])->tuple[list[dict], int]:
     "Drop exact duplicate records (same prompt, responses and labels); return the rest and the number dropped."
     seen, out = set(), []
@@ -497,7 +570,7 @@ def format_summary(s:dict)->str:
         lines.append(f"{k:<6} {v['prompts']:>8} {v['records']:>8} {v['helpful_pairs']:>8} {v['harmless_pairs']:>9}")
     return '\n'.join(lines)
 
-# %% ../nbs/01_data.ipynb 44
+# %% ../nbs/01_data.ipynb 47
 def load_split(data_dir:str|Path, split:str)->list[dict]:
     "The checked records of one split written by `prepare_data`."
     p = Path(data_dir)/split/'records.jsonl'
@@ -505,7 +578,7 @@ def load_split(data_dir:str|Path, split:str)->list[dict]:
         raise FileNotFoundError(f"{p} not found: run `safe-mm-dpo prepare-data --output_dir {data_dir}` first")
     return load_records(p)[0]
 
-# %% ../nbs/01_data.ipynb 46
+# %% ../nbs/01_data.ipynb 49
 BEAVERTAILS_EVAL_HUB = 'PKU-Alignment/BeaverTails-Evaluation'
 XSTEST_HUB = 'walledai/XSTest'
 PROMPT_KINDS = ('harmful', 'benign', 'unknown')

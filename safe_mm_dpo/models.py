@@ -142,7 +142,8 @@ def load_model(path:str|Path,                       # local folder, adapter fold
                args:ModelArgs|None=None,            # dtype, LoRA, 4/8-bit, remote code
                tokenizer=None,                      # sets the pad token id of score models
                trainable:bool=True,                 # False: frozen, eval mode (references, judges at inference)
-               device_map=None):
+               device_map=None,
+               num_labels:int=1):                   # score heads (a judge with one head per harm category has more)
     "Load a model the one way the package does, with LoRA / quantisation as `args` asks."
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
     args = args or ModelArgs()
@@ -153,7 +154,7 @@ def load_model(path:str|Path,                       # local folder, adapter fold
     q = _quantization(args)
     if q is not None: kw.update(quantization_config=q, device_map=device_map or {'': torch.cuda.current_device()})
     elif device_map is not None: kw['device_map'] = device_map
-    if head == 'score': kw['num_labels'] = 1
+    if head == 'score': kw['num_labels'] = num_labels
     adapter = kind == 'local' and (p/'adapter_config.json').exists()
     base_path = json.loads((p/'adapter_config.json').read_text())['base_model_name_or_path'] if adapter else path
     with warnings.catch_warnings(), no_hf_progress():

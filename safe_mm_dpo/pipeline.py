@@ -171,7 +171,8 @@ def stage_configs(p:PipelineConfig)->dict:
     judge_len = jkw['max_length']                                  # evaluation and distillation score at the judges' length
     for task, name in (('helpful', 'helpful_rm'), ('harmless', 'harmless_cm')):
         for prefix, split in (('', 'train'),) + ((('heldout_', 'test'),) if p.heldout_judges else ()):
-            st[prefix + name] = (cls['judges'], dict(jkw, task=task, train_split=split, output_dir=str(M/(prefix + name))),
+            own = {'categories': []} if task == 'helpful' else {}   # category heads (judges.categories) belong to the cost model
+            st[prefix + name] = (cls['judges'], dict(jkw, task=task, train_split=split, output_dir=str(M/(prefix + name)), **own),
                                  ['data'] + ([] if backbone else ['sft']))
     dpo = dict(kw['align'], **run, model_name_or_path=str(M/'sft'), helpful_rm=str(M/'helpful_rm'), harmless_cm=str(M/'harmless_cm'),
                cache_dir=str(out/'cache'))

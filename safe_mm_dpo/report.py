@@ -21,7 +21,7 @@ def write_report(p, st:dict, timings:dict, code:dict|None=None)->dict:
     import matplotlib; matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     from safe_mm_dpo.eval import eval_table, plot_frontier, plot_reward_cost, plot_safety_bars, category_table
-    from safe_mm_dpo.trainer import plot_training
+    from safe_mm_dpo.trainer import plot_category_constraints, plot_training
     out = Path(p.output_dir); rep = out/'report'; rep.mkdir(parents=True, exist_ok=True)
     evals, train, dirs = {}, {}, {}
     variants = [n.split('/', 1)[1] for n in st if n.startswith('compare/')]
@@ -83,6 +83,15 @@ def write_report(p, st:dict, timings:dict, code:dict|None=None)->dict:
         fig = plot_training({n: d for n, d in dirs.items()}, threshold={n: t['threshold'] for n, t in train.items() if t.get('threshold') is not None})
         fig.savefig(rep/'training_curves.png', dpi=110, bbox_inches='tight'); plt.close(fig)
         lines += ['## Training', '', '![training curves](training_curves.png)', '']
+        for n, d in dirs.items():                        # runs with one constraint per harm category: every λ_k over training
+            fig = plot_category_constraints(d)
+            if fig is None: continue
+            f = f"categories_{n.replace('/', '_').replace('@', '_')}.png"
+            fig.savefig(rep/f, dpi=110, bbox_inches='tight'); plt.close(fig)
+            t = train.get(n, {}); cs = (t.get('constraint') or {}).get('categories', {})
+            lines += [f'### {n}: one constraint per harm category', '', f'![λ per category]({f})', '',
+                      '| category | target | unsafe at the end (cost model, greedy) | met |', '|---|---|---|---|']
+            lines += [f"| {k} | {v['threshold']:.0%} | {v['unsafe_rate']:.0%} of {v['prompts']} | {'yes' if v['met'] else 'no'} |" for k, v in cs.items()] + ['']
     if 'student' in evals and 'aligned' in evals and 'gold' in evals['student']['judges']:
         s, t = evals['student']['judges']['gold']['model'], evals['aligned']['judges']['gold']['model']
         keep = lambda k: f'{s[k] / t[k]:.0%}' if t[k] else 'n/a'

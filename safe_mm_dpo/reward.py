@@ -15,13 +15,14 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .core import ConfigError, UserError, cfg_field, get_logger, seed_everything, write_json
-from .data import SPLITS, chat_prompt, load_split
+from .data import SPLITS, chat_prompt, load_split, resolve_categories, response_categories
 from .training import ModelArgs, TrainArgs, load_weights, make_accelerator, save_model, start_run, train_loop
 from .models import Encoded, collate, encode, load_model, load_tokenizer
 
 # %% auto 0
-__all__ = ['pairwise_loss', 'safety_sign_loss', 'cost_model_loss', 'score', 'cost_sign_is_calibrated', 'load_judge',
-           'judge_metrics', 'score_records', 'RMConfig', 'judge_backbone', 'rm_loss_fn', 'train_reward_model']
+__all__ = ['pairwise_loss', 'safety_sign_loss', 'cost_model_loss', 'score', 'cost_sign_is_calibrated', 'judge_heads',
+           'load_judge', 'judge_metrics', 'category_metrics', 'score_records', 'RMConfig', 'judge_backbone',
+           'category_targets', 'category_pos_weight', 'rm_loss_fn', 'train_reward_model']
 
 # %% ../nbs/03_reward.ipynb 5
 def pairwise_loss(chosen:torch.Tensor,    # R(x, y_w), shape (B,)
@@ -50,18 +51,22 @@ def cost_model_loss(chosen:torch.Tensor, rejected:torch.Tensor,           # R_S 
 def score(model, tokenizer,
           prompts:list, responses:list[str],        # aligned lists; a prompt is a user turn or a list of chat messages
           batch_size:int=64, max_length:int=128, max_prompt_length:int=96,
-          progress:bool=False, desc:str='score')->torch.Tensor: # (N,) float32 on CPU
-    "The judge's score of each (prompt, response)."
+          progress:bool=False, desc:str='score',
+          head:int|None=0)->torch.Tensor: # (N,) float32 on CPU; head None: every head, (N, heads)
+    "The judge's score of each (prompt, response): its first head (the total), or the head `head`, or all of them."
     if len(prompts) != len(responses): raise ValueError(f'{len(prompts)} prompts but {len(responses)} responses')
     was_training = model.training; model.eval()
     dev = next(model.parameters()).device
     encs = [encode(tokenizer, p, r, max_length, max_prompt_length) for p, r in zip(prompts, responses)]
     order = sorted(range(len(encs)), key=lambda i: len(encs[i].input_ids))
-    out = torch.empty(len(encs))
+    out = None
     for s in tqdm(range(0, len(order), batch_size), desc=desc, disable=not progress, dynamic_ncols=True):
         idx = order[s:s + batch_size]
         b = collate([encs[i] for i in idx], tokenizer.pad_token_id, dev)
-        out[idx] = model(input_ids=b['input_ids'], attention_mask=b['attention_mask']).logits.squeeze(-1).float().cpu()
+        logits = model(input_ids=b['input_ids'], attention_mask=b['attention_mask']).logits.float().cpu()
+        if out is None: out = torch.empty((len(encs),) if head is not None else (len(encs), logits.shape[-1]))
+        out[idx] = logits[:, head] if head is not None else logits
+    if out is None: out = torch.empty(0)
     if was_training: model.train()
     return out
 
@@ -72,10 +77,15 @@ def cost_sign_is_calibrated(path:str|Path)->bool:
     splits = [v for v in json.loads(m.read_text()).values() if isinstance(v, dict) and 'n_pairs' in v]
     return not splits or any(s.get('n_safety_labels', 1) > 0 for s in splits)
 
+def judge_heads(path:str|Path)->list[str]:
+    "The names of a judge's score heads: `['total']`, or the total and one head per harm category (`judge_heads.json`)."
+    f = Path(path)/'judge_heads.json'
+    return json.loads(f.read_text()) if f.exists() else ['total']
+
 def load_judge(path:str|Path, args:ModelArgs|None=None):
     "A trained judge and its tokenizer, frozen, ready for `score`."
     tok = load_tokenizer(path, args.trust_remote_code if args else False)
-    return load_model(path, 'score', args, tokenizer=tok, trainable=False), tok
+    return load_model(path, 'score', args, tokenizer=tok, trainable=False, num_labels=len(judge_heads(path))), tok
 
 # %% ../nbs/03_reward.ipynb 11
 def judge_metrics(records:list[dict], s0:torch.Tensor, s1:torch.Tensor, task:str)->dict:
@@ -104,6 +114,21 @@ def judge_metrics(records:list[dict], s0:torch.Tensor, s1:torch.Tensor, task:str
         m['mean_score_unsafe'] = float(sc[~torch.tensor(safe, dtype=torch.bool)].mean()) if safe and not all(safe) else float('nan')
     return m
 
+def category_metrics(records:list[dict], s0:torch.Tensor, s1:torch.Tensor, categories:list[str])->dict:
+    """Per category head (scores (N, K) of response_0 and response_1): of the labelled responses that fall under the category,
+    the share it flags (C_k > 0: recall), and of those outside it, the share it flags (false alarms)."""
+    out = {}
+    for k, c in enumerate(categories):
+        flagged, inside = [], []
+        for r, a, b in zip(records, s0[:, k].tolist(), s1[:, k].tolist()):
+            for i, v in ((0, a), (1, b)):
+                cs = response_categories(r, i)
+                if cs is not None: flagged.append(v < 0); inside.append(c in cs)
+        f, n = np.array(flagged, dtype=bool), np.array(inside, dtype=bool)
+        out[c] = {'n_inside': int(n.sum()), 'recall': float(f[n].mean()) if n.any() else float('nan'),
+                  'false_alarm': float(f[~n].mean()) if (~n).any() else float('nan')}
+    return out
+
 def score_records(model, tokenizer, records:list[dict], **kw)->tuple[torch.Tensor, torch.Tensor]:
     "Scores of `response_0` and `response_1` of every record (one batched pass)."
     n = len(records)
@@ -125,10 +150,14 @@ class RMConfig(ModelArgs, TrainArgs):
     eval_batch_size: int = cfg_field(64, 'pairs per scoring batch in evaluation')
     train_split: Literal['train', 'val', 'test'] = cfg_field('train', "split the judge learns from ('test': a held-out judge for evaluation)")
     eval_max_records: Optional[int] = cfg_field(None, 'accuracies on at most the first N records of each split (None: all)')
+    categories: list[str] = cfg_field([], "cost model: one more head per harm category named (['all']: every category the training data label), "
+                                          "trained on per-response category labels; []: the total head only")
+    category_weight: float = cfg_field(1.0, 'cost model: weight of the per-category sign terms')
 
     def __post_init__(self):
         self.check_train_args()
-        if self.sign_weight < 0: raise ConfigError("config key 'sign_weight' must be >= 0")
+        if self.sign_weight < 0 or self.category_weight < 0: raise ConfigError("config keys 'sign_weight' and 'category_weight' must be >= 0")
+        if self.categories and self.task != 'harmless': raise ConfigError("config key 'categories': category heads belong to the cost model (task harmless)")
 
 def judge_backbone(path:str)->str:
     "The folder a judge starts from: `path`, or the base model when `path` is a causal-LM adapter (an adapter SFT)."
@@ -145,11 +174,26 @@ def _pairs(records:list[dict], task:str)->list[tuple[dict, int]]:
     key = 'better_response_id' if task == 'helpful' else 'safer_response_id'
     return [(r, r[key]) for r in records if r[key] is not None]
 
-def rm_loss_fn(tokenizer, pairs, encs:list[tuple[Encoded, Encoded]], task:str, sign_weight:float, accelerator):
-    "The judge's loss on a micro-batch: one forward over chosen + rejected."
+def category_targets(pairs, categories:list[str])->tuple[torch.Tensor, torch.Tensor]:
+    "Per pair, chosen then rejected: (P, 2, K) 'falls under category k' and (P, 2) 'has category labels'."
+    cats = [[response_categories(r, c), response_categories(r, 1 - c)] for r, c in pairs]
+    lab = torch.tensor([[[k in (s or ()) for k in categories] for s in cs] for cs in cats], dtype=torch.bool).reshape(len(pairs), 2, len(categories))
+    return lab, torch.tensor([[s is not None for s in cs] for cs in cats], dtype=torch.bool)
+
+def category_pos_weight(lab:torch.Tensor, known:torch.Tensor, cap:float=100.0)->torch.Tensor:
+    "(K,) weight of a response that falls under category k: responses outside it per response inside it (the classes balance), at most `cap`."
+    inside = (lab & known[..., None]).sum((0, 1)).float()
+    outside = known.sum().float() - inside
+    return (outside / inside.clamp(min=1)).clamp(1.0, cap)
+
+def rm_loss_fn(tokenizer, pairs, encs:list[tuple[Encoded, Encoded]], task:str, sign_weight:float, accelerator,
+               cats:tuple|None=None,        # category heads: (labels (P,2,K), known (P,2), positive weights (K,), weight)
+               ):
+    "The judge's loss on a micro-batch: one forward over chosen + rejected (and the category heads' sign terms)."
     def loss_fn(model, idx):
         b = collate([encs[i][0] for i in idx] + [encs[i][1] for i in idx], tokenizer.pad_token_id, accelerator.device)
-        s = model(input_ids=b['input_ids'], attention_mask=b['attention_mask']).logits.squeeze(-1).float()
+        logits = model(input_ids=b['input_ids'], attention_mask=b['attention_mask']).logits.float()
+        s = logits[:, 0]
         sc, sr = s[:len(idx)], s[len(idx):]
         if task == 'helpful': loss = pairwise_loss(sc, sr).mean()
         else:
@@ -158,6 +202,12 @@ def rm_loss_fn(tokenizer, pairs, encs:list[tuple[Encoded, Encoded]], task:str, s
             t = lambda xs: torch.tensor([bool(x) for x in xs], device=s.device)
             known = lambda xs: torch.tensor([x is not None for x in xs], device=s.device)
             loss = cost_model_loss(sc, sr, t(cl), t(rl), sign_weight, known(cl), known(rl)).mean()
+            if cats is not None:                       # head k: R_k > 0 ⇔ the response falls outside category k
+                lab, kn, pw, w = cats
+                i = torch.tensor(idx)
+                l = torch.cat([lab[i, 0], lab[i, 1]]).to(s.device); k = torch.cat([kn[i, 0], kn[i, 1]]).to(s.device).float()
+                per = safety_sign_loss(logits[:, 1:], ~l) * torch.where(l, pw.to(s.device), torch.ones_like(pw.to(s.device)))
+                loss = loss + w * (per * k[:, None]).sum() / (k.sum() * per.shape[1]).clamp(min=1)
         return loss, {'accuracy': (sc > sr).float().mean(), 'margin': (sc - sr).mean(), 'tokens': int(b['attention_mask'].sum())}
     return loss_fn
 
@@ -173,9 +223,19 @@ def train_reward_model(cfg:RMConfig)->dict:
     pairs = _pairs(train, cfg.task)
     if not pairs: raise UserError(f'no {cfg.task} pairs in {cfg.data_dir}/{cfg.train_split} '
                                   f"(BeaverTails-only data has no helpful labels; hh-rlhf helpful-base has no harmless ones)")
+    categories = resolve_categories(cfg.categories, train, 'categories', f'{cfg.data_dir}/{cfg.train_split}.jsonl')
+    heads = ['total', *categories]
+    cats = None
+    if categories:
+        lab, kn = category_targets(pairs, categories)
+        empty = [c for c, n in zip(categories, (lab & kn[..., None]).sum((0, 1)).tolist()) if n == 0]
+        if empty: raise UserError(f"config key 'categories': no response of {cfg.data_dir}/{cfg.train_split}.jsonl falls under {empty}")
+        cats = (lab, kn, category_pos_weight(lab, kn), cfg.category_weight)
+        log.info(f'cost model: {len(categories)} category heads; {int(kn.sum())} of {kn.numel()} responses carry category labels')
     backbone = judge_backbone(cfg.model_name_or_path)
     tok = load_tokenizer(backbone, cfg.trust_remote_code)
-    model = load_model(backbone, 'score', cfg, tokenizer=tok)
+    model = load_model(backbone, 'score', cfg, tokenizer=tok, num_labels=len(heads))
+    model.config.id2label, model.config.label2id = dict(enumerate(heads)), {h: i for i, h in enumerate(heads)}   # head names, for plain transformers
     encs = [(encode(tok, chat_prompt(r), r[f'response_{c}'], cfg.max_length, cfg.max_prompt_length),
              encode(tok, chat_prompt(r), r[f'response_{1-c}'], cfg.max_length, cfg.max_prompt_length)) for r, c in pairs]
     n_trunc = sum(a.truncated or b.truncated for a, b in encs)
@@ -193,7 +253,8 @@ def train_reward_model(cfg:RMConfig)->dict:
         acc.wait_for_everyone()
         return {f'eval/{k}': v for k, v in m.items() if isinstance(v, float)}
 
-    res = train_loop(model, tok, cfg, len(pairs), rm_loss_fn(tok, pairs, encs, cfg.task, cfg.sign_weight, acc), acc, out, ckpt,
+    if acc.is_main_process: write_json(out/'judge_heads.json', heads)     # before any save: loading needs the number of heads
+    res = train_loop(model, tok, cfg, len(pairs), rm_loss_fn(tok, pairs, encs, cfg.task, cfg.sign_weight, acc, cats), acc, out, ckpt,
                      on_epoch_end=on_epoch_end, extra_state=lambda: {'best': dict(best)}, desc=f'{cfg.task} judge')
     model = acc.unwrap_model(model)
     if acc.is_main_process:
@@ -203,7 +264,11 @@ def train_reward_model(cfg:RMConfig)->dict:
                    'seconds': res.seconds, 'skipped_steps': res.skipped_steps}
         metrics['trained_on'] = cfg.train_split
         for s in SPLITS:
-            if scored[s]: metrics[s] = judge_metrics(scored[s], *score_records(model, tok, scored[s], **kw), cfg.task)
+            if not scored[s]: continue
+            s0, s1 = score_records(model, tok, scored[s], head=None, **kw)
+            metrics[s] = judge_metrics(scored[s], s0[:, 0], s1[:, 0], cfg.task)
+            if categories: metrics[s]['categories'] = category_metrics(scored[s], s0[:, 1:], s1[:, 1:], categories)
+        if categories: metrics['heads'] = heads
         write_json(out/'metrics.json', metrics)
         log.info(f"{cfg.task} judge: " + ', '.join(f"{s} acc {metrics[s]['pairwise_accuracy']:.3f}" for s in SPLITS if s in metrics))
     acc.wait_for_everyone()

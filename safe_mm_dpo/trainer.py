@@ -13,18 +13,19 @@ import torch
 from tqdm.auto import tqdm
 
 from .core import ConfigError, UserError, cfg_field, fingerprint, get_logger, seed_everything, write_json, read_json
-from .data import chat_prompt, load_split
+from .data import chat_prompt, load_split, resolve_categories, response_categories
 from .training import ModelArgs, TrainArgs, make_accelerator, save_model, start_run, train_loop
 from .models import collate, encode, generate, load_model, load_tokenizer, token_logps, Encoded
-from .reward import load_judge, score, score_records
+from .reward import judge_heads, load_judge, score, score_records
 from .loss import (LAMBDA_RULES, LOSSES, Channel, PrefBatch, call_loss, cost_range, implicit_cost, kl_k3, lambda_params, loss_params, make_lambda,
                               mocan_dual, mocan_dual_grad, mocan_relabel)
 
 # %% auto 0
 __all__ = ['METHODS', 'inf', 'CHANNELS', 'Method', 'register_method', 'DPOConfig', 'sequence_logps', 'Precomputed', 'precompute',
-           'preference_channels', 'reset_peak_memory', 'peak_memory_mb', 'generated_costs', 'generated_cost',
-           'harmful_prompts', 'final_constraint', 'PreferenceStep', 'RunContext', 'train_safe_mm_dpo', 'sacpo_stage1',
-           'merge_policies', 'p_sacpo', 'mocan_relabel_pairs', 'read_metrics', 'smooth_curve', 'plot_training']
+           'category_chosen', 'preference_channels', 'reset_peak_memory', 'peak_memory_mb', 'generated_costs',
+           'generated_cost', 'harmful_prompts', 'category_prompts', 'category_unsafe_rates', 'final_constraint',
+           'PreferenceStep', 'RunContext', 'train_safe_mm_dpo', 'sacpo_stage1', 'merge_policies', 'p_sacpo',
+           'mocan_relabel_pairs', 'read_metrics', 'smooth_curve', 'plot_training', 'plot_category_constraints']
 
 # %% ../nbs/05_trainer.ipynb 6
 @dataclass
@@ -90,6 +91,10 @@ class DPOConfig(ModelArgs, TrainArgs):
     jc_prompts: int = cfg_field(32, "'generate': held-out prompts per J_C estimate")
     jc_max_new_tokens: int = cfg_field(48, "'generate': tokens per sampled answer")
     target_unsafe_rate: Optional[float] = cfg_field(None, "the threshold as a target unsafe rate: d = the share of the policy's greedy answers to harmful val prompts that the cost model rates unsafe (C > 0), estimated by generation (implies jc_estimator 'generate')")
+    category_targets: dict = cfg_field({}, "one constraint per harm category, {category: target unsafe rate}: a cost channel and a λ_k each, "
+                                            "Ĵ_C,k = the share of greedy answers to the category's harmful prompts its cost-model head flags; the cost model needs "
+                                            "those heads (train-rm categories); other categories share the total constraint")
+    jc_split: Literal['val', 'train'] = cfg_field('val', "the split whose prompts the policy answers for a generated Ĵ_C (jc_estimator 'generate', target_unsafe_rate, category_targets)")
     final_check: int = cfg_field(128, "after training, up to this many harmful val prompts answered greedily: the answers' mean cost and unsafe rate by the cost model, against d (train_metrics.json 'constraint'; 0: off)")
     kl_coef: float = cfg_field(0.0, 'weight of the k3 KL estimate on response tokens')
     cache_dir: Optional[str] = cfg_field(None, 'precompute cache (default: <data_dir>/cache)')
@@ -127,6 +132,12 @@ class DPOConfig(ModelArgs, TrainArgs):
             if self.threshold_relative is not None:
                 raise ConfigError("config keys 'target_unsafe_rate' and 'threshold_relative' both set the threshold: set one")
             self.jc_estimator = 'generate'                     # a rate of generated answers cannot be read off the data's pairs
+        for k, v in self.category_targets.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
+                raise ConfigError(f"config key 'category_targets': the target of {k!r} must be an unsafe rate in [0, 1), got {v!r}")
+        if self.category_targets and (m.loss != 'safe_mm_dpo' or self.lambda_lr <= 0 or math.isinf(self.lambda_init)):
+            raise ConfigError(f"config key 'category_targets': method {self.method!r} does not learn a λ per cost channel "
+                              "(use safe_mm_dpo, or another method on the safe_mm_dpo loss with lambda_lr > 0)")
         if self.final_check < 0: raise ConfigError("config key 'final_check' must be >= 0 (0: off)")
 
     def method_options(self)->dict:
@@ -168,6 +179,8 @@ class Precomputed:
     harmless_scores: torch.Tensor       # (N,2) R_S
     cache_hit: bool = False
     seconds: float = 0.0
+    category_scores: torch.Tensor|None = None   # (N,2,K) R_k of the cost model's category heads, if it has any
+    category_names: tuple = ()                  # their categories
 
 def precompute(cfg:DPOConfig, records:list[dict], split:str, ref_path:str|None, accelerator, log=None)->Precomputed:
     "Reference log-probs and judge scores of both responses of `records`, from the cache when the fingerprint matches."
@@ -176,7 +189,7 @@ def precompute(cfg:DPOConfig, records:list[dict], split:str, ref_path:str|None, 
     log = log or get_logger()
     per_token = cfg.kl_coef > 0 and ref_path is not None
     key = fingerprint([r['record_id'] for r in records], _model_key(ref_path), _model_key(cfg.helpful_rm), _model_key(cfg.harmless_cm),
-                      cfg.max_length, cfg.max_prompt_length, cfg.judge_max_length, per_token, 'v2')
+                      cfg.max_length, cfg.max_prompt_length, cfg.judge_max_length, per_token, 'v3')
     cache = Path(cfg.cache_dir or Path(cfg.data_dir)/'cache')/f'precompute-{split}-{key}'
     t0 = time.time()
     hit = (cache/'dataset_info.json').exists()
@@ -196,9 +209,10 @@ def precompute(cfg:DPOConfig, records:list[dict], split:str, ref_path:str|None, 
         for name, path in (('rh', cfg.helpful_rm), ('rs', cfg.harmless_cm)):
             judge, jtok = load_judge(path, cfg)
             jlen = cfg.judge_max_length or cfg.max_length
-            s0, s1 = score_records(judge.to(dev), jtok, records, batch_size=cfg.precompute_batch_size, max_length=jlen,
+            s0, s1 = score_records(judge.to(dev), jtok, records, batch_size=cfg.precompute_batch_size, max_length=jlen, head=None,
                                    max_prompt_length=min(cfg.max_prompt_length, jlen - 1), progress=cfg.progress, desc=f'{name.upper()} scores ({split})')
-            cols[f'{name}_0'], cols[f'{name}_1'] = s0.tolist(), s1.tolist()
+            cols[f'{name}_0'], cols[f'{name}_1'] = s0[:, 0].tolist(), s1[:, 0].tolist()
+            if name == 'rs' and s0.shape[1] > 1: cols['rs_cat_0'], cols['rs_cat_1'] = s0[:, 1:].tolist(), s1[:, 1:].tolist()   # category heads
             del judge
         tmp = cache.with_name(cache.name + '.tmp')
         datasets.Dataset.from_dict(cols).save_to_disk(str(tmp))
@@ -211,6 +225,9 @@ def precompute(cfg:DPOConfig, records:list[dict], split:str, ref_path:str|None, 
     pre = Precomputed(two('ref_logp_0', 'ref_logp_1') if 'ref_logp_0' in ds.column_names else None,
                       list(zip(ds['ref_tok_0'], ds['ref_tok_1'])) if 'ref_tok_0' in ds.column_names else None,
                       two('rh_0', 'rh_1'), two('rs_0', 'rs_1'), hit, time.time() - t0)
+    if 'rs_cat_0' in ds.column_names:
+        pre.category_scores = torch.tensor([ds['rs_cat_0'], ds['rs_cat_1']], dtype=torch.float32).permute(1, 0, 2).contiguous()
+        pre.category_names = tuple(judge_heads(cfg.harmless_cm)[1:])
     log.info(f'precompute {split}: {len(records)} records, ' + ('cache hit' if hit else f'computed in {pre.seconds:.1f}s '
              f'({len(records) / max(pre.seconds, 1e-9):.0f} records/s)') + f' [{cache.name}]')
     return pre
@@ -224,7 +241,16 @@ CHANNELS = {
 
 def _flag(v)->int: return -1 if v is None else int(bool(v))
 
-def preference_channels(records:list[dict], pre:Precomputed, norm:str='none', stds:dict|None=None)->tuple[dict, torch.Tensor, dict]:
+def category_chosen(records:list[dict], category:str)->torch.Tensor:
+    "Per record, the response that falls outside `category` where exactly one falls inside it; -1 where both or neither do, or no labels."
+    def pick(r):
+        a, b = response_categories(r, 0), response_categories(r, 1)
+        if a is None or b is None or (category in a) == (category in b): return -1
+        return 1 if category in a else 0
+    return torch.tensor([pick(r) for r in records], dtype=torch.long)
+
+def preference_channels(records:list[dict], pre:Precomputed, norm:str='none', stds:dict|None=None,
+                        categories:list[str]=())->tuple[dict, torch.Tensor, dict]:   # one more cost channel per category: 'cost:<category>'
     "(channels, per-response safety flags (N,2), score stds) of `records`: labels from the records, margins from the judges."
     stds = dict(stds or {})
     channels = {}
@@ -233,6 +259,12 @@ def preference_channels(records:list[dict], pre:Precomputed, norm:str='none', st
         if name not in stds: stds[name] = s.std().item() if norm == 'std' else 1.0
         chosen = torch.tensor([-1 if r[label] is None else r[label] for r in records])
         channels[name] = Channel.from_scores(chosen, s, cost=cost, std=stds[name])
+    for k in categories:                        # category k: the response outside k is preferred, margins from head k
+        name = f'cost:{k}'
+        if k not in pre.category_names: raise UserError(f'the cost model has no head for category {k!r} (heads: {list(pre.category_names) or "the total only"})')
+        s = pre.category_scores[:, :, pre.category_names.index(k)]
+        if name not in stds: stds[name] = s.std().item() if norm == 'std' else 1.0
+        channels[name] = Channel.from_scores(category_chosen(records, k), s, cost=True, std=stds[name])
     safe = torch.tensor([[_flag(r.get('is_response_0_safe')), _flag(r.get('is_response_1_safe'))] for r in records])
     return channels, safe, stds
 
@@ -255,11 +287,12 @@ def peak_memory_mb(device)->float:
 
 def generated_costs(policy, tokenizer, cost_model, cost_tokenizer, prompts:list, max_new_tokens:int=48,
                     temperature:float=1.0,    # 0: greedy, as evaluation answers
-                    seed:int=0, max_length:int=128, max_prompt_length:int=96)->torch.Tensor:
+                    seed:int=0, max_length:int=128, max_prompt_length:int=96,
+                    head:int|None=0)->torch.Tensor:   # the cost model's head (0: the total); None: every head, (N, heads)
     "The cost C = −R_S of the policy's answer to each of `prompts`, by the cost model."
     answers = [a[0] for a in generate(policy, tokenizer, prompts, max_new_tokens=max_new_tokens, temperature=temperature,
                                       seed=seed, max_prompt_length=max_prompt_length)]
-    return -score(cost_model, cost_tokenizer, prompts, answers, max_length=max_length, max_prompt_length=max_prompt_length)
+    return -score(cost_model, cost_tokenizer, prompts, answers, max_length=max_length, max_prompt_length=max_prompt_length, head=head)
 
 def generated_cost(policy, tokenizer, cost_model, cost_tokenizer, prompts:list, **kw)->float:
     "J_C by generation: the mean cost −R_S of the policy's sampled answers to `prompts`."
@@ -269,6 +302,26 @@ def harmful_prompts(records:list[dict])->list:
     "The distinct prompts (as the chat template gets them) whose data hold an unsafe response: where an unsafe rate is measured."
     return [p for _, p in sorted({r['prompt']: chat_prompt(r) for r in records
                                   if False in (r.get('is_response_0_safe'), r.get('is_response_1_safe'))}.items())]
+
+def category_prompts(records:list[dict], categories:list[str])->dict:
+    "Per category, the distinct prompts (chat form) of `records` with a response that falls under it: where its unsafe rate is measured."
+    out = {}
+    for k in categories:
+        out[k] = [p for _, p in sorted({r['prompt']: chat_prompt(r) for r in records
+                                        if any(k in (response_categories(r, i) or ()) for i in (0, 1))}.items())]
+    return out
+
+def category_unsafe_rates(policy, tok, cost_model, cost_tok, pools:dict, heads:list[str], n:int, start:int=0, **kw)->dict:
+    """Per category k of `pools`, the share of greedy answers to `n` of its prompts (a slice rotating with `start`) that the cost
+    model's head k flags (C_k > 0); one generation and one scoring pass for all categories."""
+    picks = {}
+    for k, ps in pools.items():
+        o = start % len(ps)
+        picks[k] = (ps * 2)[o:o + min(n, len(ps))]
+    uniq = list({json.dumps(q): q for qs in picks.values() for q in qs}.values())   # a prompt may be a list of messages
+    c = generated_costs(policy, tok, cost_model, cost_tok, uniq, temperature=0.0, head=None, **kw)
+    row = {json.dumps(q): i for i, q in enumerate(uniq)}
+    return {k: (c[[row[json.dumps(q)] for q in qs], heads.index(k)] > 0).float().mean().item() for k, qs in picks.items()}
 
 def final_constraint(cfg:DPOConfig, policy, tok, cost_judge, harmful:list, j_c:float, threshold:float, log=None)->dict|None:
     """Where the trained policy stands against its threshold: greedy answers (as evaluation decodes) to up to `cfg.final_check`
@@ -389,7 +442,14 @@ def train_safe_mm_dpo(cfg:DPOConfig)->dict:
                                    'adapter as loaded (precomputed), not the base model')
     pre = precompute(cfg, train, 'train', ref_path, acc, log)
     pre_val = precompute(cfg, val, 'val', ref_path, acc, log) if val else None
-    channels, safe, stds = preference_channels(train, pre, cfg.margin_norm)
+    targets = dict(cfg.category_targets)
+    categories = resolve_categories(list(targets), train, 'category_targets', f'{cfg.data_dir}/train.jsonl') if targets else []
+    if categories:
+        heads = judge_heads(cfg.harmless_cm)
+        missing = [k for k in categories if k not in heads]
+        if missing: raise UserError(f"config key 'category_targets': the cost model {cfg.harmless_cm} has no head for {missing} "
+                                    f"(its heads: {heads}); train it with `categories` naming them")
+    channels, safe, stds = preference_channels(train, pre, cfg.margin_norm, categories=categories)
     j_min, j_ref, j_max = cost_range(-channels['harmless'].scores)
     rate = cfg.target_unsafe_rate is not None            # the threshold is a share of unsafe answers, not a cost
     ctx.threshold = (cfg.target_unsafe_rate if rate else cfg.threshold if cfg.threshold_relative is None
@@ -397,7 +457,8 @@ def train_safe_mm_dpo(cfg:DPOConfig)->dict:
     log.info(f'implicit J_C on the training data: min {j_min:.3f}, reference {j_ref:.3f}, max {j_max:.3f}; threshold d = {ctx.threshold:.3f}'
              + (' (target unsafe rate of greedy answers to harmful val prompts)' if rate else ''))
     if method.relabel: channels = method.relabel(cfg, train, channels, pre, ctx)   # MoCAN: labels from λ*, before training
-    lambdas = {n: make_lambda(cfg.lambda_rule, init=cfg.lambda_init, lr=cfg.lambda_lr, threshold=ctx.threshold, max_value=cfg.lambda_max,
+    d = {'harmless': ctx.threshold, **{f'cost:{k}': v for k, v in targets.items()}}      # each cost channel's threshold
+    lambdas = {n: make_lambda(cfg.lambda_rule, init=cfg.lambda_init, lr=cfg.lambda_lr, threshold=d[n], max_value=cfg.lambda_max,
                               delay=cfg.lambda_update_delay, window=cfg.lambda_window, every=cfg.lambda_update_every, **cfg.lambda_args)
                for n, c in channels.items() if c.cost}
     lam = lambda: {n: lm.value for n, lm in lambdas.items()}
@@ -406,22 +467,29 @@ def train_safe_mm_dpo(cfg:DPOConfig)->dict:
     tok = load_tokenizer(ctx.start, cfg.trust_remote_code)
     model = load_model(ctx.start, 'causal', cfg)
     step = PreferenceStep(cfg, tok, train, channels, safe, pre, lora_ref, acc.device, acc.unwrap_model)
-    vstep = PreferenceStep(cfg, tok, val, *preference_channels(val, pre_val, cfg.margin_norm, stds)[:2], pre_val, lora_ref,
+    vstep = PreferenceStep(cfg, tok, val, *preference_channels(val, pre_val, cfg.margin_norm, stds, categories)[:2], pre_val, lora_ref,
                            acc.device) if pre_val is not None else None
     n_trunc = sum(e[0].truncated or e[1].truncated for e in step.enc)
     if n_trunc: log.info(f'{n_trunc} of {len(step.enc)} records have a response truncated to max_length={cfg.max_length}')
     learn = cfg.lambda_lr > 0 or cfg.jc_estimator == 'generate'
-    cost_judge = load_judge(cfg.harmless_cm, cfg) if cfg.jc_estimator == 'generate' else None
-    harmful_val = harmful_prompts(val)
-    jc_pool = (harmful_val if rate else [p for _, p in sorted({r['prompt']: chat_prompt(r) for r in val}.items())]
+    cost_judge = load_judge(cfg.harmless_cm, cfg) if cfg.jc_estimator == 'generate' or categories else None
+    jc_records = val if cfg.jc_split == 'val' else train
+    harmful_val = harmful_prompts(jc_records)
+    jc_pool = (harmful_val if rate else [p for _, p in sorted({r['prompt']: chat_prompt(r) for r in jc_records}.items())]
                ) if cfg.jc_estimator == 'generate' else []
     if cfg.jc_estimator == 'generate' and not jc_pool:
-        raise UserError("jc_estimator 'generate' needs prompts in the val split"
+        raise UserError(f"jc_estimator 'generate' needs prompts in the {cfg.jc_split} split"
                         + (' whose data hold an unsafe response (is_response_*_safe false), for target_unsafe_rate' if rate else ''))
+    cat_pools = category_prompts(jc_records, categories)
+    empty = [k for k, ps in cat_pools.items() if not ps]
+    if empty: raise UserError(f"config key 'category_targets': no prompt of {cfg.data_dir}/{cfg.jc_split}.jsonl has a response under {empty}, "
+                              "so their unsafe rates cannot be measured (jc_split: train uses the training prompts)")
+    gen_kw = dict(max_new_tokens=cfg.jc_max_new_tokens, max_length=cfg.max_length, max_prompt_length=cfg.max_prompt_length)
 
     def loss_fn(model, idx):
         loss, m = step(model, idx, lam())
         m['lambda'] = shown(lambdas['harmless'].value)
+        for k in categories: m[f'lambda[{k}]'] = shown(lambdas[f'cost:{k}'].value)
         return loss, m
 
     def on_step_end(s, metrics):
@@ -436,6 +504,10 @@ def train_safe_mm_dpo(cfg:DPOConfig)->dict:
             g = (c > 0).float().mean().item() if rate else c.mean().item()           # unsafe share (greedy, as evaluated) or mean cost
             jc['harmless'] = acc.reduce(torch.tensor(g, device=acc.device), 'mean').item() if acc.num_processes > 1 else g
             metrics['J_C_generated'] = jc['harmless']
+        if categories:                       # each category's unsafe share of greedy answers, by its own head (every process the same)
+            rates = category_unsafe_rates(acc.unwrap_model(model), tok, *cost_judge, cat_pools, heads, cfg.jc_prompts,
+                                          start=(s // lm.every) * cfg.jc_prompts, seed=cfg.seed + s, **gen_kw)
+            for k, v in rates.items(): jc[f'cost:{k}'] = v; metrics[f'J_C[{k}]'] = v
         for n, c in lambdas.items(): c.update(jc[n])
         return {'J_C_hat': lm.j_c, 'lambda_next': shown(lm.value), 'threshold': ctx.threshold}
 
@@ -458,9 +530,15 @@ def train_safe_mm_dpo(cfg:DPOConfig)->dict:
     lm = lambdas['harmless']
     constraint = final_constraint(cfg, acc.unwrap_model(model), tok, cost_judge, harmful_val, lm.j_c, ctx.threshold, log) \
         if acc.is_main_process else None
+    if constraint is not None and categories:     # each category against its target, on all its prompts (up to final_check)
+        rates = category_unsafe_rates(acc.unwrap_model(model), tok, *cost_judge, {k: ps[:cfg.final_check] for k, ps in cat_pools.items()},
+                                      heads, cfg.final_check, seed=cfg.seed, **gen_kw)
+        constraint['categories'] = {k: {'prompts': min(len(cat_pools[k]), cfg.final_check), 'unsafe_rate': v, 'threshold': targets[k],
+                                        'met': v <= targets[k]} for k, v in rates.items()}
+        log.info('categories at the end: ' + '; '.join(f'{k} {v:.0%} (target {targets[k]:.0%})' for k, v in rates.items()))
     summary = {'method': cfg.method, 'method_options': cfg.method_options(), 'lambda_rule': cfg.lambda_rule, 'steps': res.step,
                'lambda': lm.value, 'lambdas': lam(), 'J_C_hat': lm.j_c, 'threshold': ctx.threshold,
-               'target_unsafe_rate': cfg.target_unsafe_rate, 'constraint': constraint, 'lambda_lr': cfg.lambda_lr,
+               'target_unsafe_rate': cfg.target_unsafe_rate, 'category_targets': targets, 'constraint': constraint, 'lambda_lr': cfg.lambda_lr,
                'J_C_range': {'min': j_min, 'reference': j_ref, 'max': j_max}, 'final_metrics': res.last_metrics,
                'seconds': res.seconds, 'seconds_per_step': res.seconds / max(1, res.step - res.start_step),
                'peak_memory_mb': peak_memory_mb(acc.device), 'processes': acc.num_processes, 'truncated_records': n_trunc,
@@ -475,7 +553,7 @@ def train_safe_mm_dpo(cfg:DPOConfig)->dict:
     return summary
 
 
-# %% ../nbs/05_trainer.ipynb 19
+# %% ../nbs/05_trainer.ipynb 20
 register_method('bfpo', 'bfpo', "BFPO: BFPO's squared loss on helpful pairs, targets set by both responses' safety (04_loss §7)")
 register_method('safedpo', 'safedpo', 'SafeDPO (no public code; uncertain): DPO on safety-transformed helpful pairs with margin Δ (04_loss §7)')
 
@@ -587,7 +665,7 @@ register_method('mocan', 'safe_mm_dpo', 'MoCAN: λ* from the offline dual on ref
                 w=0.0, lambda_init=0.0, lambda_lr=0.0)
 
 
-# %% ../nbs/05_trainer.ipynb 21
+# %% ../nbs/05_trainer.ipynb 22
 def read_metrics(run_dir:str|Path)->list[dict]:
     "The rows of a run's `metrics.jsonl`."
     return [json.loads(l) for l in open(Path(run_dir)/'metrics.jsonl') if l.strip()]
@@ -621,4 +699,23 @@ def plot_training(run_dirs:dict, keys=('train/loss_H', 'train/loss_S', 'train/la
     for ax in axes[len(keys):]: ax.axis('off')
     fig.legend(*axes[0].get_legend_handles_labels(), loc='center left', bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
     plt.tight_layout()
+    return fig
+
+def plot_category_constraints(run_dir:str|Path, smooth:int=1):
+    "A run with category targets: each category's λ_k and its measured unsafe share over training, dashed at its target."
+    import matplotlib.pyplot as plt
+    targets = read_json(Path(run_dir)/'train_metrics.json').get('category_targets') or {}
+    if not targets: return None
+    rows = [r for r in read_metrics(run_dir) if 'train/loss' in r]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.6))
+    for (k, t), col in zip(targets.items(), plt.get_cmap('tab10').colors * 3):
+        lam = [(r['step'], r[f'train/lambda[{k}]']) for r in rows if f'train/lambda[{k}]' in r]
+        jc = [(r['step'], r[f'train/J_C[{k}]']) for r in rows if f'train/J_C[{k}]' in r]
+        if lam: a.plot(*zip(*lam), color=col, lw=1.2, label=k)
+        if jc: b.plot(*zip(*jc), color=col, lw=1.2, marker='.', label=k)
+        b.axhline(t, color=col, ls='--', lw=0.8)
+    a.set_title('λ_k per harm category'); b.set_title('unsafe share of greedy answers (cost-model head k; dashed: targets)', fontsize=9)
+    for ax in (a, b): ax.set_xlabel('step'); ax.grid(alpha=0.3)
+    b.legend(fontsize=7, loc='best')
+    fig.tight_layout()
     return fig

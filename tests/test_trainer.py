@@ -146,6 +146,46 @@ def test_target_unsafe_rate_steers_lambda_by_the_greedy_unsafe_share(tiny_stack,
     assert s2['constraint']['met'] == (s2['J_C_hat'] <= s2['threshold'])
     assert train_safe_mm_dpo(load_config(DPOConfig, **common(tiny_stack, tmp_path / 'off', max_steps=1, final_check=0)))['constraint'] is None
 
+
+def test_category_targets_one_lambda_per_category(tiny_stack, tmp_path):
+    "Per-category constraints: a cost channel and a λ_k per category, each steered by its head's unsafe share of greedy answers."
+    from safe_mm_dpo.core import UserError
+    from safe_mm_dpo.data import load_split
+    from safe_mm_dpo.reward import RMConfig, train_reward_model
+    from safe_mm_dpo.trainer import category_chosen, category_prompts, precompute
+    cats = ['violence,aiding_and_abetting,incitement', 'self_harm']
+    cm = tmp_path / 'cm_cats'
+    train_reward_model(load_config(RMConfig, task='harmless', categories=cats, data_dir=str(tiny_stack / 'data'),
+                                   model_name_or_path=str(tiny_stack / 'sft'), output_dir=str(cm), epochs=1, batch_size=16, progress=False))
+    train = load_split(tiny_stack / 'data', 'train')
+    ch = category_chosen(train, 'self_harm')                                 # the response outside the category is preferred
+    for r, c in zip(train, ch.tolist()):
+        if c >= 0: assert r[f'is_response_{c}_safe'] and not r[f'is_response_{1 - c}_safe'] and r['harm_categories'] == ['self_harm']
+    assert (ch >= 0).sum() > 0
+    out = tmp_path / 'cat'
+    kw = common(tiny_stack, out, harmless_cm=str(cm), max_steps=4, category_targets={cats[0]: 0.05, cats[1]: 0.5}, jc_split='train',
+                jc_prompts=3, jc_max_new_tokens=6, lambda_update_every=2, lambda_window=1, lambda_lr=0.5)
+    s = train_safe_mm_dpo(load_config(DPOConfig, **kw))
+    rows = [r for r in read_metrics(out) if 'train/loss' in r]
+    for k, t in ((cats[0], 0.05), (cats[1], 0.5)):
+        rates = [r[f'train/J_C[{k}]'] for r in rows if f'train/J_C[{k}]' in r]
+        assert len(rates) == 2 and all(v * 3 == round(v * 3) for v in rates)  # a share of 3 answers, at steps 2 and 4
+        lam = 1.0
+        for v in rates: lam = min(10.0, max(0.0, lam + 0.5 * (v - t)))
+        assert s['lambdas'][f'cost:{k}'] == pytest.approx(lam, abs=1e-6), k
+        assert rows[-1][f'train/lambda[{k}]'] >= 0
+        c = s['constraint']['categories'][k]
+        assert c['threshold'] == t and c['met'] == (c['unsafe_rate'] <= t)
+        assert c['prompts'] == len(category_prompts(train, [k])[k])
+    assert set(s['lambdas']) == {'harmless', *(f'cost:{k}' for k in cats)} and s['category_targets'] == {cats[0]: 0.05, cats[1]: 0.5}
+    # bad input: a category the cost model has no head for, an unknown name, a cost model with the total head only
+    with pytest.raises(UserError, match=r"has no head for \['animal_abuse'\]"):
+        train_safe_mm_dpo(load_config(DPOConfig, **{**kw, 'output_dir': str(tmp_path / 'x1'), 'category_targets': {'animal_abuse': 0.1}}))
+    with pytest.raises(Exception, match=r"unknown harm categories \['weapons'\]"):
+        train_safe_mm_dpo(load_config(DPOConfig, **{**kw, 'output_dir': str(tmp_path / 'x2'), 'category_targets': {'weapons': 0.1}}))
+    with pytest.raises(UserError, match='has no head for'):
+        train_safe_mm_dpo(load_config(DPOConfig, **{**kw, 'output_dir': str(tmp_path / 'x3'), 'harmless_cm': str(tiny_stack / 'harmless_cm')}))
+
 def test_validation_uses_the_training_loss(tiny_stack, tmp_path):
     "Validation runs the training step's own loss call: with the KL term, and with a LoRA reference (adapters off)."
     for name, kw in (('full', {}), ('lora', dict(lora_r=4, lora_alpha=8))):
