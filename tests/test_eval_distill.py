@@ -186,3 +186,26 @@ def test_local_hf_model_as_the_llm_judge(tiny_stack, tmp_path):
     assert llm['invalid_ratings'] == 4 and math.isnan(llm['mean_rating'])     # no reply had a [[rating]]: none became a score
     assert llm['vs_reference']['invalid'] == 4 and llm['vs_reference']['wins'] + llm['vs_reference']['ties'] == 0
     assert (tmp_path / 'ev' / 'eval.json').exists()
+
+
+def test_local_hf_judge_ratings_and_verdicts_are_parsed(tiny_stack, tmp_path, monkeypatch):
+    "The local-HF judge path parses what a model writes: replies fixed at the generation step give the ratings and verdicts they state."
+    import safe_mm_dpo.eval as ev
+    calls, real = [], ev.generate
+    def fake_generate(model, tok, prompts, *a, **kw):            # what the judge model "writes", by the kind of request
+        msgs = prompts[0]
+        if not (isinstance(msgs, list) and msgs[0].get('role') == 'system'): return real(model, tok, prompts, *a, **kw)   # the policy's answers
+        calls.append(msgs)
+        if '[Answer A]' in msgs[-1]['content']:                  # pairwise: A first, then B in the swapped order → a consistent win
+            n = sum('[Answer A]' in c[-1]['content'] for c in calls)
+            return [['Both are short. [[A]]' if n % 2 else 'On reflection [[B]] is better.']]
+        return [['The answer is relevant. Rating: [[7]]' if len(calls) % 3 else 'I would say 9 out of 10.']]   # every 3rd: no [[n]]
+    monkeypatch.setattr(ev, 'generate', fake_generate)
+    cfg = load_config(EvalConfig, model=str(tiny_stack / 'sft'), reference=str(tiny_stack / 'sft'), judge=['llm'], llm_backend='hf',
+                      llm_model=str(tiny_stack / 'sft'), data_dir=str(tiny_stack / 'data'), max_prompts=4, max_new_tokens=8,
+                      output_dir=str(tmp_path / 'ev'), progress=False)
+    res = evaluate(cfg)
+    llm = res['judges']['llm']['model']
+    assert llm['vs_reference']['wins'] == 4 and llm['vs_reference']['invalid'] == 0
+    rated = [c for c in calls if '[Answer A]' not in c[-1]['content']]
+    assert len(rated) >= 4 and llm['invalid_ratings'] >= 1 and llm['mean_rating'] == 7.0   # only [[7]] parses; "9 out of 10" does not
