@@ -17,8 +17,8 @@ from torch import Tensor
 __all__ = ['LOSSES', 'TAGS', 'LAMBDA_RULES', 'dpo_loss', 'beta_dynamic', 'pick', 'Channel', 'PrefBatch', 'kl_k3', 'register_loss',
            'loss_params', 'call_loss', 'channel_metrics', 'safe_mm_dpo_loss', 'LagrangeMultiplier',
            'LogLagrangeMultiplier', 'PIDLagrangeMultiplier', 'lambda_params', 'make_lambda', 'implicit_cost',
-           'cost_range', 'bfpo_loss', 'safedpo_transform', 'safedpo_loss', 'mocan_dual_grad', 'mocan_dual',
-           'mocan_relabel']
+           'cost_range', 'bfpo_loss', 'safedpo_transform', 'safedpo_loss', 'mocan_weights', 'mocan_dual_grad',
+           'mocan_dual', 'mocan_relabel']
 
 # %% ../nbs/04_loss.ipynb 6
 def dpo_loss(policy_chosen_logps:Tensor,   # log π_θ(y_w|x), summed over response tokens, (B,)
@@ -294,10 +294,13 @@ def safedpo_loss(b:PrefBatch, lambdas:dict, *, beta:float=0.1, delta:float=0.0)-
                     'safedpo_dropped': 1 - keep.mean()}
 
 # %% ../nbs/04_loss.ipynb 38
+def mocan_weights(lam:float, r:Tensor, g:Tensor, beta:float)->Tensor:
+    "π_λ over each prompt's samples: softmax((r + λg)/β) along the samples; r, g (M,K) → (M,K), float64."
+    return torch.softmax((r.double() + lam * g.double()) / beta, dim=1)
+
 def mocan_dual_grad(lam:float, r:Tensor, g:Tensor, b:float, beta:float)->float:
     "D'(λ) of MoCAN's dual: E_x E_{π_λ}[g − b] with π_λ ∝ exp((r + λg)/β) over each prompt's samples; r, g (M,K)."
-    w = torch.softmax((r.double() + lam * g.double()) / beta, dim=1)
-    return ((w * (g.double() - b)).sum(1)).mean().item()
+    return ((mocan_weights(lam, r, g, beta) * (g.double() - b)).sum(1)).mean().item()
 
 def mocan_dual(r:Tensor, g:Tensor, b:float, beta:float=0.1, lam_max:float=1e4, tol:float=1e-6)->float:
     "λ* = argmin_{λ≥0} D(λ) for E_π[g] ≥ b, by bisection on the monotone D'; r, g: (M prompts, K samples) judge scores."

@@ -14,11 +14,11 @@ from tqdm.auto import tqdm
 
 from .core import ConfigError, UserError, cfg_field, fingerprint, get_logger, seed_everything, write_json, read_json
 from .data import chat_prompt, load_split, resolve_categories, response_categories
-from .training import ModelArgs, TrainArgs, make_accelerator, save_model, start_run, train_loop
+from .training import RUNTIME_KEYS, ModelArgs, TrainArgs, config_diff, make_accelerator, save_model, start_run, train_loop
 from .models import collate, encode, generate, load_model, load_tokenizer, token_logps, Encoded
 from .reward import judge_heads, load_judge, score, score_records
 from .loss import (LAMBDA_RULES, LOSSES, Channel, PrefBatch, call_loss, cost_range, implicit_cost, kl_k3, lambda_params, loss_params, make_lambda,
-                              mocan_dual, mocan_dual_grad, mocan_relabel)
+                              mocan_dual, mocan_dual_grad, mocan_relabel, mocan_weights)
 
 # %% auto 0
 __all__ = ['METHODS', 'inf', 'CHANNELS', 'Method', 'register_method', 'DPOConfig', 'sequence_logps', 'Precomputed', 'precompute',
@@ -559,18 +559,16 @@ register_method('safedpo', 'safedpo', 'SafeDPO (no public code; uncertain): DPO 
 
 def _finished_run(path:Path, cfg)->bool:
     "A finished training run of `cfg` in `path` (its model and summary written, same config)."
-    from safe_mm_dpo.training import _config_diff
     if not (path/'train_metrics.json').exists(): return False
-    if _config_diff(path/'config.yaml', cfg):
+    if config_diff(path/'config.yaml', cfg):
         raise UserError(f'{path} holds a finished run of a different config; remove it, or pass its folder as a method option')
     return True
 
 def _sub_run(cfg:DPOConfig, name:str, log, **changes)->str:
     "Train one sub-run of a multi-stage method, or reuse it: it lives beside `output_dir` under a name and its config's fingerprint, so every run that needs the same sub-run (a sweep over β/λ or q) shares it."
-    from safe_mm_dpo.training import _RUNTIME_KEYS
     kw = {**dict(w=None, lambda_init=None, lambda_lr=None, method_args={}, output_dir=''), **changes}
     sub = replace(cfg, **kw)
-    key = fingerprint({k: v for k, v in asdict(sub).items() if k not in _RUNTIME_KEYS | {'output_dir'}})[:10]
+    key = fingerprint({k: v for k, v in asdict(sub).items() if k not in RUNTIME_KEYS | {'output_dir'}})[:10]
     sub.output_dir = str(Path(cfg.output_dir).parent/f'{name}-{key}')
     if _finished_run(Path(sub.output_dir), sub): log.info(f'{name}: reusing the finished run in {sub.output_dir}')
     else: log.info(f'{name}: training into {sub.output_dir}'); train_safe_mm_dpo(sub)
@@ -644,7 +642,7 @@ def mocan_relabel_pairs(cfg:DPOConfig, records:list[dict], channels:dict, pre:Pr
         except ValueError as e:
             raise UserError(f"{e}. The reference's samples have mean g {scores['g'].mean().item():.4g} (max {scores['g'].max().item():.4g}); "
                             'set a reachable method option b (g units), or lam to fix λ*') from None
-    w = torch.softmax((scores['r'].double() + lam * scores['g'].double()) / cfg.beta, dim=1)
+    w = mocan_weights(lam, scores['r'], scores['g'], cfg.beta)
     ess = (1 / (w ** 2).sum(1)).mean().item()
     chosen = mocan_relabel(pre.helpful_scores, pre.harmless_scores, lam, seed=cfg.seed, sample=o['sample'])
     old = channels['helpful'].chosen

@@ -18,9 +18,10 @@ from .core import (ConfigError, UserError, WriteError, cfg_field, fingerprint, g
                               save_config, write_json, atomic_write_text)
 
 # %% auto 0
-__all__ = ['ModelArgs', 'TrainArgs', 'lr_factor', 'epoch_order', 'step_indices', 'micro_batches', 'make_accelerator',
-           'make_optimizer', 'MetricsLogger', 'NonFiniteError', 'no_hf_progress', 'save_model', 'save_checkpoint',
-           'latest_checkpoint', 'load_weights', 'load_checkpoint', 'start_run', 'LoopResult', 'train_loop']
+__all__ = ['RUNTIME_KEYS', 'ModelArgs', 'TrainArgs', 'lr_factor', 'epoch_order', 'step_indices', 'micro_batches',
+           'make_accelerator', 'make_optimizer', 'MetricsLogger', 'NonFiniteError', 'no_hf_progress', 'save_model',
+           'save_checkpoint', 'latest_checkpoint', 'load_weights', 'load_checkpoint', 'config_diff', 'start_run',
+           'LoopResult', 'train_loop']
 
 # %% ../nbs/01b_training.ipynb 6
 @dataclass
@@ -254,21 +255,21 @@ def load_checkpoint(ckpt:Path, model, optimizer, scheduler, accelerator)->dict:
     return st
 
 # %% ../nbs/01b_training.ipynb 22
-_RUNTIME_KEYS = {'resume', 'overwrite', 'progress', 'logging_dir', 'log_every', 'save_every', 'keep_checkpoints', 'num_threads'}
+RUNTIME_KEYS = {'resume', 'overwrite', 'progress', 'logging_dir', 'log_every', 'save_every', 'keep_checkpoints', 'num_threads'}
 _STARTED = {'config.yaml', 'metrics.jsonl', 'checkpoints', 'tensorboard'}   # what a run writes before its first checkpoint
 
-def _config_diff(path:Path, cfg)->list[str]:
+def config_diff(path:Path, cfg)->list[str]:
     "Keys (runtime keys aside) where the config saved at `path` differs from `cfg`."
     import yaml
-    old = {k: v for k, v in (yaml.safe_load(path.read_text()) or {}).items() if k not in _RUNTIME_KEYS}
-    now = {k: v for k, v in asdict(cfg).items() if k not in _RUNTIME_KEYS}
+    old = {k: v for k, v in (yaml.safe_load(path.read_text()) or {}).items() if k not in RUNTIME_KEYS}
+    now = {k: v for k, v in asdict(cfg).items() if k not in RUNTIME_KEYS}
     return sorted(k for k in set(old) | set(now) if old.get(k) != now.get(k))
 
 def _unfinished_same_run(out:Path, cfg)->bool:
     "True when `out` holds only what a run of this same config writes before its first complete checkpoint (a run that failed early)."
     if not (out/'config.yaml').is_file() or latest_checkpoint(out) is not None: return False
     if any(f.name not in _STARTED for f in out.iterdir()): return False
-    return not _config_diff(out/'config.yaml', cfg)
+    return not config_diff(out/'config.yaml', cfg)
 
 def start_run(cfg, out_dir:str|Path, accelerator=None)->tuple[Path, Path|None]:
     "Prepare `out_dir` for a run of `cfg` (main process; others wait): (folder, checkpoint to resume from or None)."
@@ -284,7 +285,7 @@ def start_run(cfg, out_dir:str|Path, accelerator=None)->tuple[Path, Path|None]:
         prepare_output_dir(out, overwrite=cfg.overwrite and ckpt is None, resume=ckpt is not None)
         for tmp in (out/'checkpoints').glob('.tmp-*') if (out/'checkpoints').exists() else []: shutil.rmtree(tmp)
         if ckpt is not None and (out/'config.yaml').exists():
-            diff = _config_diff(out/'config.yaml', cfg)
+            diff = config_diff(out/'config.yaml', cfg)
             if diff: raise UserError(f'--resume with a different config than the checkpoint was made with (keys: {", ".join(diff)}); '
                                      'use the same config or a new output_dir')
         save_config(cfg, out/'config.yaml')
