@@ -277,7 +277,7 @@ def run_compare(c:CompareConfig)->dict:
     if not c.render_only:
         out.mkdir(parents=True, exist_ok=True); save_config(c, out/'compare_config.yaml')
         t0 = time.time()
-        run_pipeline(compare_pipeline(c))
+        run_pipeline(compare_pipeline(c), skip=frozenset({'aligned', 'eval/aligned'}))   # the comparison's rows are its variants
         rows = result_rows(c)
         for r in rows: r['compare_seconds'] = round(time.time() - t0, 1)
         write_jsonl(results, rows)

@@ -291,7 +291,8 @@ def _run_stage(name:str, cls, kw:dict, fp:str, p:PipelineConfig, log, code:dict|
     write_json(state_path, {'fingerprint': fp, 'done': True, 'seconds': dt, **(code or {})})
     return dt, status
 
-def run_pipeline(p:PipelineConfig)->dict:
+def run_pipeline(p:PipelineConfig,
+                 skip:frozenset=frozenset())->dict:   # stage names not to run (`compare` skips the pipeline's own aligned policy)
     "Run the pipeline; return the per-stage timings and the report's table."
     log = get_logger()
     if int(os.environ.get('WORLD_SIZE', '1')) > 1:
@@ -308,7 +309,7 @@ def run_pipeline(p:PipelineConfig)->dict:
     save_config(p, out/'pipeline_config.yaml')
     timings, t_all = {}, time.time()
     for name, (cls, kw, up) in st.items():
-        if _stage_group(name) not in p.stages: continue
+        if _stage_group(name) not in p.stages or name in skip: continue
         dt, status = _run_stage(name, cls, kw, fps[name], p, log, code)
         timings[name] = {'seconds': round(dt, 1), 'status': status}
         print(f'[pipeline] {name:<22} {status:<8} {dt:7.1f}s', flush=True)

@@ -151,7 +151,8 @@ class RMConfig(ModelArgs, TrainArgs):
     train_split: Literal['train', 'val', 'test'] = cfg_field('train', "split the judge learns from ('test': a held-out judge for evaluation)")
     eval_max_records: Optional[int] = cfg_field(None, 'accuracies on at most the first N records of each split (None: all)')
     categories: list[str] = cfg_field([], "cost model: one more head per harm category named (['all']: every category the training data label), "
-                                          "trained on per-response category labels; []: the total head only")
+                                          "trained on per-response category labels; []: the total head only. BeaverTails names hold commas: on the command line "
+                                          "write the list in YAML brackets, --categories \"['violence,aiding_and_abetting,incitement', self_harm]\"")
     category_weight: float = cfg_field(1.0, 'cost model: weight of the per-category sign terms')
 
     def __post_init__(self):
