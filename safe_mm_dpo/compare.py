@@ -149,19 +149,21 @@ def constraint_rows(rows:list[dict], tol:float=0.05)->list[dict]:
                     'value': float(np.mean([c[c['steered']] for c in cs])),
                     'met': sum(bool(c['met']) for c in cs), 'unsafe': u, 'unsafe_lo': lo, 'unsafe_hi': hi,
                     'unsafe_per_seed': [r['unsafe_rate'] for r in rs], 'judge_unsafe': float(np.mean([c['unsafe_rate'] for c in cs])),
-                    'target': t, 'within': None if t is None else sum(abs(r['unsafe_rate'] - t) <= tol + 1e-9 for r in rs)})
+                    'target': t, 'within': None if t is None else sum(abs(r['unsafe_rate'] - t) <= tol + 1e-9 for r in rs),
+                    'seconds': float(np.mean([r['train'].get('seconds') or float('nan') for r in rs]))})   # what the estimator costs
     return out
 
 def render_constraint_table(crows:list[dict], tol:float=0.05)->str:
     "The markdown table of `constraint_rows`."
     if not crows: return ''
     lines = ['| method | setting | λ rule | λ steers | d | at the end (mean) | met | cost model: unsafe (val) | gold unsafe (test) | per seed | target | '
-             f'within ±{tol:.0%} |', '|---|---|---|---|---|---|---|---|---|---|---|---|']
+             f'within ±{tol:.0%} | training s |', '|---|---|---|---|---|---|---|---|---|---|---|---|---|']
     for c in crows:
         per = ' '.join(f'{u:.0%}' for u in c['unsafe_per_seed'])
         lines.append(f"| {c['method']} | {c['setting']} | {c['rule']} | {c['steered'].replace('_', ' ')} | {c['threshold']:.3g} | {c['value']:.3g} | "
                      f"{c['met']}/{c['seeds']} | {c['judge_unsafe']:.1%} | {c['unsafe']:.1%} [{c['unsafe_lo']:.1%}–{c['unsafe_hi']:.1%}] | {per} | "
-                     + ('—' if c['target'] is None else f"{c['target']:.0%}") + ' | ' + ('—' if c['within'] is None else f"{c['within']}/{c['seeds']}") + ' |')
+                     + ('—' if c['target'] is None else f"{c['target']:.0%}") + ' | ' + ('—' if c['within'] is None else f"{c['within']}/{c['seeds']}")
+                     + f" | {c['seconds']:.0f} |")
     return '\n'.join(lines)
 
 def category_rows(rows:list[dict], tol:float=0.05)->list[dict]:
