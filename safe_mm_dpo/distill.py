@@ -105,7 +105,7 @@ def distill_generate(cfg:DistillGenerateConfig)->dict:
         if not todo: continue
         n = cfg.num_samples * cfg.best_of_n
         cands = generate(model, tok, [chat[p] for p in chunk], cfg.max_new_tokens, cfg.temperature, cfg.top_p, num_samples=n, batch_size=cfg.chunk_size,
-                         seed=cfg.seed * 100_003 + k, max_prompt_length=cfg.max_prompt_length)
+                         seed=cfg.seed * 100_003 + k, max_prompt_length=cfg.max_prompt_length, autocast=cfg.autocast)
         rows = []
         for p, c in zip(chunk, cands):
             for s in range(cfg.num_samples):

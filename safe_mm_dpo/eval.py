@@ -59,6 +59,7 @@ class InferenceArgs:
     load_in_8bit: bool = cfg_field(False, '8-bit weights (bitsandbytes, CUDA)')
     device: Literal['auto', 'cpu', 'cuda'] = cfg_field('auto', "'auto' uses CUDA when available")
     trust_remote_code: bool = cfg_field(False, 'allow model code from the Hub (off unless asked)')
+    autocast: bool = cfg_field(False, 'bfloat16 autocast while generating: faster, but it can flip a greedy choice (bench/generation.py counts how often)')
 
 def inference_device(args:InferenceArgs)->torch.device:
     "The device `args` asks for (a clear error when it asks for CUDA on a machine without it)."
@@ -229,9 +230,9 @@ class HFChatBackend:
     "A local causal LM as the judge, through `models.generate`."
     def __init__(self, model_path:str, max_new_tokens:int=256, args:InferenceArgs|None=None):
         self.model, self.tok = load_frozen(model_path, 'causal', args)
-        self.max_new_tokens = max_new_tokens
+        self.max_new_tokens, self.autocast = max_new_tokens, bool(args and args.autocast)
     def chat(self, messages:list[dict])->str:
-        return generate(self.model, self.tok, [messages], max_new_tokens=self.max_new_tokens, max_prompt_length=2048)[0][0]
+        return generate(self.model, self.tok, [messages], max_new_tokens=self.max_new_tokens, max_prompt_length=2048, autocast=self.autocast)[0][0]
 
 class LLMJudge(Judge):
     "MT-Bench-style LLM judge: single-answer ratings and position-swapped pairwise verdicts."
@@ -389,7 +390,7 @@ def answer(model_path:str, prompts:list, cfg:EvalConfig)->list[str]:
     "Greedy (or sampled) answers of the model at `model_path` to `prompts`."
     model, tok = load_frozen(model_path, 'causal', cfg)
     return [a[0] for a in generate(model, tok, prompts, cfg.max_new_tokens, cfg.temperature, batch_size=cfg.batch_size, seed=cfg.seed,
-                                   max_prompt_length=cfg.max_prompt_length, progress=cfg.progress)]
+                                   max_prompt_length=cfg.max_prompt_length, progress=cfg.progress, autocast=cfg.autocast)]
 
 def make_judges(cfg:EvalConfig)->dict:
     "The judges `cfg.judge` names."
