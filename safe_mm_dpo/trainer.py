@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from .core import ConfigError, UserError, cfg_field, fingerprint, get_logger, seed_everything, write_json, read_json
 from .data import chat_prompt, load_split, resolve_categories, response_categories
 from .training import RUNTIME_KEYS, ModelArgs, TrainArgs, config_diff, make_accelerator, save_model, start_run, train_loop
-from .models import collate, encode, generate, load_model, load_tokenizer, token_logps, Encoded
+from .models import collate, encode, generate, load_model, load_tokenizer, model_token_logps, token_logps, Encoded
 from .reward import judge_heads, load_judge, score, score_records
 from .loss import (LAMBDA_RULES, LOSSES, Channel, PrefBatch, call_loss, cost_range, implicit_cost, kl_k3, lambda_params, loss_params, make_lambda,
                               mocan_dual, mocan_dual_grad, mocan_relabel, mocan_weights)
@@ -159,7 +159,7 @@ def sequence_logps(model, tokenizer, encs:list[Encoded], batch_size:int=64, per_
     for s in tqdm(range(0, len(order), batch_size), desc=desc, disable=not progress, dynamic_ncols=True):
         idx = order[s:s + batch_size]
         b = collate([encs[i] for i in idx], tokenizer.pad_token_id, dev)
-        lp, mask = token_logps(model(input_ids=b['input_ids'], attention_mask=b['attention_mask']).logits, b['labels'])
+        lp, mask = model_token_logps(model, b['input_ids'], b['attention_mask'], b['labels'])   # no (B,T,V) logits at once
         sums[idx] = lp.sum(-1).float().cpu()
         if per_token:
             for j, i in enumerate(idx): toks[i] = lp[j][mask[j]].float().cpu().tolist()
@@ -353,7 +353,7 @@ class PreferenceStep:
 
     def _logps(self, model, idx):
         b = collate([self.enc[i][0] for i in idx] + [self.enc[i][1] for i in idx], self.tok.pad_token_id, self.dev)
-        lp, mask = token_logps(model(input_ids=b['input_ids'], attention_mask=b['attention_mask']).logits, b['labels'])
+        lp, mask = model_token_logps(model, b['input_ids'], b['attention_mask'], b['labels'])   # the LM head one sequence at a time
         return lp, mask, int(b['attention_mask'].sum())
 
     def _reference(self, model, idx, lp, mask):
