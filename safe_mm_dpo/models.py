@@ -246,22 +246,28 @@ def backbone_and_head(model):
     return backbone, head
 
 def model_token_logps(model, input_ids:torch.Tensor, attention_mask:torch.Tensor, labels:torch.Tensor,
-                      chunked:bool=True)->tuple[torch.Tensor, torch.Tensor]:
-    """`token_logps` of the model's own forward pass, without the (B,T,V) logits: the backbone's hidden states, then the LM
-    head and the log-softmax one sequence at a time, recomputed in the backward pass (activation checkpointing of the
-    head). Models outside `backbone_and_head` (and `chunked=False`) take the plain path: logits, then `token_logps`."""
+                      chunked:bool=True,
+                      budget_mb:float=64)->tuple[torch.Tensor, torch.Tensor]: # float32 logits allowed at once
+    """`token_logps` of the model's own forward pass, without the (B,T,V) logits when they exceed `budget_mb`: the
+    backbone's hidden states, then the LM head and the log-softmax a few sequences at a time (as many as fit the budget,
+    at least one), recomputed in the backward pass (activation checkpointing of the head). Smaller batches, models outside
+    `backbone_and_head` and `chunked=False` take the plain path: logits, then `token_logps`."""
     parts = backbone_and_head(model) if chunked else None
-    if parts is None: return token_logps(model(input_ids=input_ids, attention_mask=attention_mask).logits, labels)
+    B, T = input_ids.shape
+    if parts is None or B * T * parts[1].out_features * 4 <= budget_mb * 2**20:
+        return token_logps(model(input_ids=input_ids, attention_mask=attention_mask).logits, labels)
     backbone, head = parts
+    per = max(1, int(budget_mb * 2**20 // (T * head.out_features * 4)))              # sequences per chunk
     h = backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state[:, :-1]
     lab = labels[:, 1:]; mask = lab != -100
-    def one(hs, y):                                      # one sequence: (T, V) logits, gone when it returns
+    def one(hs, y):                                      # a chunk of sequences: (n, T, V) logits, gone when it returns
         logits = head(hs).float()
         return logits.gather(-1, y.clamp(min=0).unsqueeze(-1)).squeeze(-1) - logits.logsumexp(-1)
     grad = torch.is_grad_enabled() and h.requires_grad
     from torch.utils.checkpoint import checkpoint
-    rows = [checkpoint(one, h[i], lab[i], use_reentrant=False) if grad else one(h[i], lab[i]) for i in range(h.shape[0])]
-    return torch.stack(rows) * mask, mask
+    parts = [checkpoint(one, h[i:i + per], lab[i:i + per], use_reentrant=False) if grad else one(h[i:i + per], lab[i:i + per])
+             for i in range(0, B, per)]
+    return torch.cat(parts) * mask, mask
 
 def response_logps(logits:torch.Tensor, labels:torch.Tensor)->tuple[torch.Tensor, torch.Tensor]:
     "Sum of log π(response token) per sequence and the number of response tokens. logits (B,T,V), labels (B,T)."
