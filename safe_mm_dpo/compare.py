@@ -34,6 +34,7 @@ class CompareConfig(PipelineConfig):
     variants: list[str] = cfg_field([], "one per method and setting: 'setting:method[:key=value;...]' with keys of the align section (and seeds=0,1,2: this variant's own seeds)")
     seeds: list[int] = cfg_field([0, 1, 2, 3, 4], 'policy seeds: every variant is trained once per seed, from the same SFT model and judges')
     render_only: bool = cfg_field(False, 'only render the table and the plot from an existing results file')
+    collect_only: bool = cfg_field(False, "rebuild results.jsonl from the finished runs in output_dir without running anything (after the row format changed), then render")
     docs: Optional[str] = cfg_field(None, 'a notebook or markdown file whose results block (<!-- compare-results:start/end -->) is rewritten from the results')
 
     def __post_init__(self):
@@ -303,7 +304,15 @@ def update_block(path:str|Path, block:str)->Path:
 def run_compare(c:CompareConfig)->dict:
     "Train and evaluate every variant at every seed, write `results.jsonl` (one row per method × setting × seed), render it."
     out = Path(c.output_dir); results = out/'results.jsonl'
-    if not c.render_only:
+    if c.collect_only:                     # the runs as they are: every one must have finished
+        missing = [run_name(n, s) for v in c.variants for n, _, _, ss in [variant_seeds(c, v)] for s in ss
+                   if not (out/'eval'/run_name(n, s)/'generations.jsonl').exists()]
+        if missing: raise UserError(f'--collect_only: runs not finished in {out}: {missing[:5]}{" …" if len(missing) > 5 else ""}')
+        old = {(r['setting'], r['seed']): r.get('compare_seconds') for r in map(json.loads, open(results))} if results.exists() else {}
+        rows = result_rows(c)
+        for r in rows: r['compare_seconds'] = old.get((r['setting'], r['seed']))
+        write_jsonl(results, rows)
+    elif not c.render_only:
         out.mkdir(parents=True, exist_ok=True); save_config(c, out/'compare_config.yaml')
         t0 = time.time()
         run_pipeline(compare_pipeline(c), skip=frozenset({'aligned', 'eval/aligned'}))   # the comparison's rows are its variants

@@ -33,6 +33,14 @@ def test_compare_writes_one_row_per_run_and_renders_from_the_file(tmp_path, caps
     assert main(['compare', '--output_dir', str(out), '--render_only', '--variants', '[dpo:dpo_helpful]']) == 0
     new = (out / 'table.md').read_text()
     assert new != table and 'ran' not in capsys.readouterr().out
+    # --collect_only rebuilds the rows from the finished runs (the flipped outcomes come back), training nothing
+    assert main(['compare', '--output_dir', str(out), '--collect_only', '--seeds', '[0, 1]',
+                 '--variants', "[dpo:dpo_helpful, 'bfpo:bfpo:method_args={alpha: 0.5}']"] + SMALL) == 0
+    again = [json.loads(l) for l in (out / 'results.jsonl').read_text().splitlines()]
+    assert again[0]['safety_rate_outcomes'] == [1 - x for x in rows[0]['safety_rate_outcomes']]    # the runs' own outcomes again
+    assert (out / 'table.md').read_text() == table and 'ran' not in capsys.readouterr().out
+    assert main(['compare', '--output_dir', str(out), '--collect_only', '--variants', '[dpo:dpo_helpful]', '--seeds', '[7]']) == 1
+    assert 'runs not finished' in capsys.readouterr().err
 
 
 def test_results_block_is_rendered_from_the_file_into_docs(tmp_path):
