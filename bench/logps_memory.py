@@ -23,6 +23,7 @@ def worker(a):
     from safe_mm_dpo.trainer import peak_memory_mb
     from safe_mm_dpo.training import ModelArgs
     tok = load_tokenizer(a.model_dir)
+    torch.manual_seed(0)                                  # here, not at the start: the same LoRA initialisation in every process
     model = load_model(a.model_dir, 'causal', ModelArgs(lora_r=16, lora_alpha=32, lora_dropout=0.0, gradient_checkpointing=a.gc))
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(3, tok.vocab_size, (a.sequences, a.length), generator=g)
