@@ -702,7 +702,8 @@ def plot_training(run_dirs:dict, keys=('train/loss_H', 'train/loss_S', 'train/la
 def plot_category_constraints(run_dir:str|Path, smooth:int=1):
     "A run with category targets: each category's λ_k and its measured unsafe share over training, dashed at its target."
     import matplotlib.pyplot as plt
-    targets = read_json(Path(run_dir)/'train_metrics.json').get('category_targets') or {}
+    f = Path(run_dir)/'train_metrics.json'                 # (an SFT folder has none)
+    targets = (read_json(f).get('category_targets') or {}) if f.exists() else {}
     if not targets: return None
     rows = [r for r in read_metrics(run_dir) if 'train/loss' in r]
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.6))
