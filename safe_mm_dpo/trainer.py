@@ -325,7 +325,7 @@ def category_unsafe_rates(policy, tok, cost_model, cost_tok, pools:dict, heads:l
 
 def final_constraint(cfg:DPOConfig, policy, tok, cost_judge, harmful:list, j_c:float, threshold:float, log=None)->dict|None:
     """Where the trained policy stands against its threshold: greedy answers (as evaluation decodes) to up to `cfg.final_check`
-    harmful val prompts, their mean cost and unsafe share (C > 0) by the cost model, and the value of the statistic λ steered."""
+    harmful prompts of the `jc_split` split, their mean cost and unsafe share (C > 0) by the cost model, and the value of the statistic λ steered."""
     if not cfg.final_check or not harmful or not Path(cfg.harmless_cm).exists(): return None
     judge = cost_judge or load_judge(cfg.harmless_cm, cfg)
     c = generated_costs(policy, tok, *judge, harmful[:cfg.final_check], cfg.jc_max_new_tokens, temperature=0.0, seed=cfg.seed,
@@ -337,7 +337,7 @@ def final_constraint(cfg:DPOConfig, policy, tok, cost_judge, harmful:list, j_c:f
     v = r[steered]
     r['met'] = bool(v <= threshold) if math.isfinite(v) else None
     if log: log.info(f"constraint at the end: {steered} {v:.3f} against d = {threshold:.3f} ({'met' if r['met'] else 'violated' if r['met'] is False else 'not observed'}); "
-                     f"greedy answers to {len(c)} harmful val prompts: mean cost {r['generated_cost']:.3f}, unsafe (C > 0) {r['unsafe_rate']:.1%}")
+                     f"greedy answers to {len(c)} harmful {cfg.jc_split} prompts: mean cost {r['generated_cost']:.3f}, unsafe (C > 0) {r['unsafe_rate']:.1%}")
     return r
 
 class PreferenceStep:
@@ -353,7 +353,7 @@ class PreferenceStep:
 
     def _logps(self, model, idx):
         b = collate([self.enc[i][0] for i in idx] + [self.enc[i][1] for i in idx], self.tok.pad_token_id, self.dev)
-        lp, mask = model_token_logps(model, b['input_ids'], b['attention_mask'], b['labels'])   # the LM head one sequence at a time
+        lp, mask = model_token_logps(model, b['input_ids'], b['attention_mask'], b['labels'])   # large logits: the LM head a chunk at a time
         return lp, mask, int(b['attention_mask'].sum())
 
     def _reference(self, model, idx, lp, mask):
