@@ -157,7 +157,7 @@ def constraint_rows(rows:list[dict], tol:float=0.05)->list[dict]:
                     'met': sum(bool(c['met']) for c in cs), 'unsafe': u, 'unsafe_lo': lo, 'unsafe_hi': hi,
                     'unsafe_per_seed': [r['unsafe_rate'] for r in rs], 'judge_unsafe': float(np.mean([c['unsafe_rate'] for c in cs])),
                     'target': t, 'within': None if t is None else sum(abs(r['unsafe_rate'] - t) <= tol + 1e-9 for r in rs),
-                    'seconds': float(np.mean([r['train'].get('seconds') or float('nan') for r in rs]))})   # what the estimator costs
+                    'seconds': float(np.median([r['train'].get('seconds') or float('nan') for r in rs]))})   # what the estimator costs (median: robust to a run that shared the machine)
     return out
 
 def render_constraint_table(crows:list[dict], tol:float=0.05)->str:
