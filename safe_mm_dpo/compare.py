@@ -13,12 +13,12 @@ import numpy as np
 
 from .core import ConfigError, UserError, cfg_field, get_logger, read_json, save_config, write_jsonl, atomic_write_text
 from .pipeline import PipelineConfig, parse_variant, run_pipeline
+from .trainer import category_curves, plot_category_curves
 
 # %% auto 0
 __all__ = ['METRICS', 'BLOCK', 'CompareConfig', 'variant_seeds', 'run_name', 'compare_pipeline', 'result_rows', 'seed_prompt_ci',
            'summarise', 'render_table', 'constraint_rows', 'render_constraint_table', 'category_rows',
-           'render_category_table', 'plot_category_curves', 'plot_frontier_ci', 'render', 'results_block',
-           'update_block', 'run_compare']
+           'render_category_table', 'plot_frontier_ci', 'render', 'results_block', 'update_block', 'run_compare']
 
 # %% ../nbs/10_compare.ipynb 5
 METRICS = {
@@ -94,10 +94,7 @@ def result_rows(c:CompareConfig)->list[dict]:
             row['unsafe_rate'] = None if row['safety_rate'] is None else 1 - row['safety_rate']
             row['category_targets'] = tm.get('category_targets') or {}
             if row['category_targets']:                        # every λ_k and measured share over training, for the plot
-                ms = [json.loads(l) for l in open(out/'models'/'compare'/run/'metrics.jsonl') if 'train/loss' in l]
-                row['category_curves'] = {k: {'step': [m['step'] for m in ms if f'train/J_C[{k}]' in m],
-                                              'lambda': [m[f'train/lambda[{k}]'] for m in ms if f'train/J_C[{k}]' in m],
-                                              'unsafe': [m[f'train/J_C[{k}]'] for m in ms if f'train/J_C[{k}]' in m]} for k in row['category_targets']}
+                row['category_curves'] = category_curves(out/'models'/'compare'/run)[1]
             row['unsafe_by_category'] = {}                     # gold, per harm category of the test prompts
             for g in gens:
                 if g['kind'] == 'harmful' and g.get('gold') and g.get('category'):
@@ -203,25 +200,6 @@ def render_category_table(crows:list[dict], tol:float=0.05)->str:
                      + ' '.join(f'{p:.0%}' for p in c['per_seed']) + ' | ' + ('—' if c['within'] is None else f"{c['within']}/{c['seeds']}") + ' |')
     return '\n'.join(lines)
 
-def plot_category_curves(rows:list[dict], setting:str):
-    "A setting with category targets: each λ_k and each category's measured unsafe share over training, every seed a line, dashed at its target."
-    import matplotlib.pyplot as plt
-    rs = [r for r in rows if r['setting'] == setting and r.get('category_curves')]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 3.8))
-    cats = list(rs[0]['category_targets'])
-    for k, col in zip(cats, plt.get_cmap('tab10').colors * 3):
-        for j, r in enumerate(rs):
-            c = r['category_curves'][k]
-            a.plot(c['step'], c['lambda'], color=col, lw=0.9, alpha=0.8, label=k if j == 0 else None)
-            b.plot(c['step'], c['unsafe'], color=col, lw=0.9, alpha=0.8)
-        b.axhline(rs[0]['category_targets'][k], color=col, ls='--', lw=0.8)
-    a.set_title(f'{setting}: λ_k per harm category ({len(rs)} seeds)', fontsize=9)
-    b.set_title('unsafe share of greedy answers by head k (dashed: targets)', fontsize=9)
-    for ax in (a, b): ax.set_xlabel('step'); ax.grid(alpha=0.3)
-    a.legend(fontsize=6, loc='best')
-    fig.tight_layout()
-    return fig
-
 def plot_frontier_ci(summary:list[dict], ax=None, x:str='helpfulness', title:str='helpfulness–safety frontier (mean over seeds, 95 % intervals)'):
     "Every method × setting at its mean `x` (helpfulness or over_refusal) and safety, with 95 % interval bars; one colour per method."
     import matplotlib.pyplot as plt
@@ -258,7 +236,9 @@ def render(results:str|Path, out_dir:str|Path)->dict:
     plot_frontier_ci(summary, ax=axes[1], x='over_refusal', title='over-refusal against safety (mean over seeds, 95 % intervals)')
     fig.tight_layout(); fig.savefig(out/'frontier.png', dpi=110); plt.close(fig)
     for setting in sorted({r['setting'] for r in rows if r.get('category_curves')}):
-        fig = plot_category_curves(rows, setting); fig.savefig(out/f'categories_{setting}.png', dpi=110); plt.close(fig)
+        rs = [r for r in rows if r['setting'] == setting and r.get('category_curves')]
+        fig = plot_category_curves([r['category_curves'] for r in rs], rs[0]['category_targets'], f'{setting}: λ_k per harm category ({len(rs)} seeds)')
+        fig.savefig(out/f'categories_{setting}.png', dpi=110); plt.close(fig)
     return {'summary': summary, 'table': table, 'constraint_table': ctable, 'commits': commits}
 
 BLOCK = ('<!-- compare-results:start -->', '<!-- compare-results:end -->')

@@ -265,9 +265,9 @@ def model_token_logps(model, input_ids:torch.Tensor, attention_mask:torch.Tensor
         return logits.gather(-1, y.clamp(min=0).unsqueeze(-1)).squeeze(-1) - logits.logsumexp(-1)
     grad = torch.is_grad_enabled() and h.requires_grad
     from torch.utils.checkpoint import checkpoint
-    parts = [checkpoint(one, h[i:i + per], lab[i:i + per], use_reentrant=False) if grad else one(h[i:i + per], lab[i:i + per])
-             for i in range(0, B, per)]
-    return torch.cat(parts) * mask, mask
+    chunks = [checkpoint(one, h[i:i + per], lab[i:i + per], use_reentrant=False) if grad else one(h[i:i + per], lab[i:i + per])
+              for i in range(0, B, per)]
+    return torch.cat(chunks) * mask, mask
 
 def response_logps(logits:torch.Tensor, labels:torch.Tensor)->tuple[torch.Tensor, torch.Tensor]:
     "Sum of log π(response token) per sequence and the number of response tokens. logits (B,T,V), labels (B,T)."

@@ -21,7 +21,7 @@ def write_report(p, st:dict, timings:dict, code:dict|None=None)->dict:
     import matplotlib; matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     from safe_mm_dpo.eval import eval_table, plot_frontier, plot_reward_cost, plot_safety_bars, category_table
-    from safe_mm_dpo.trainer import plot_category_constraints, plot_training
+    from safe_mm_dpo.trainer import category_curves, plot_category_curves, plot_training
     out = Path(p.output_dir); rep = out/'report'; rep.mkdir(parents=True, exist_ok=True)
     evals, train, dirs = {}, {}, {}
     variants = [n.split('/', 1)[1] for n in st if n.startswith('compare/')]
@@ -84,8 +84,9 @@ def write_report(p, st:dict, timings:dict, code:dict|None=None)->dict:
         fig.savefig(rep/'training_curves.png', dpi=110, bbox_inches='tight'); plt.close(fig)
         lines += ['## Training', '', '![training curves](training_curves.png)', '']
         for n, d in dirs.items():                        # runs with one constraint per harm category: every λ_k over training
-            fig = plot_category_constraints(d)
-            if fig is None: continue
+            targets, curves = category_curves(d)
+            if not targets: continue
+            fig = plot_category_curves([curves], targets, f'{n}: λ_k per harm category')
             f = f"categories_{n.replace('/', '_').replace('@', '_')}.png"
             fig.savefig(rep/f, dpi=110, bbox_inches='tight'); plt.close(fig)
             t = train.get(n, {}); cs = (t.get('constraint') or {}).get('categories', {})

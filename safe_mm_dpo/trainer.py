@@ -23,9 +23,10 @@ from .loss import (LAMBDA_RULES, LOSSES, Channel, PrefBatch, call_loss, cost_ran
 # %% auto 0
 __all__ = ['METHODS', 'inf', 'CHANNELS', 'Method', 'register_method', 'DPOConfig', 'sequence_logps', 'Precomputed', 'precompute',
            'category_chosen', 'preference_channels', 'reset_peak_memory', 'peak_memory_mb', 'generated_costs',
-           'generated_cost', 'harmful_prompts', 'category_prompts', 'category_unsafe_rates', 'final_constraint',
-           'PreferenceStep', 'RunContext', 'train_safe_mm_dpo', 'sacpo_stage1', 'merge_policies', 'p_sacpo',
-           'mocan_relabel_pairs', 'read_metrics', 'smooth_curve', 'plot_training', 'plot_category_constraints']
+           'generated_cost', 'distinct_prompts', 'harmful_prompts', 'category_prompts', 'category_unsafe_rates',
+           'final_constraint', 'PreferenceStep', 'RunContext', 'train_safe_mm_dpo', 'sacpo_stage1', 'merge_policies',
+           'p_sacpo', 'mocan_relabel_pairs', 'read_metrics', 'smooth_curve', 'plot_training', 'category_curves',
+           'plot_category_curves']
 
 # %% ../nbs/05_trainer.ipynb 6
 @dataclass
@@ -298,18 +299,17 @@ def generated_cost(policy, tokenizer, cost_model, cost_tokenizer, prompts:list, 
     "J_C by generation: the mean cost −R_S of the policy's sampled answers to `prompts`."
     return generated_costs(policy, tokenizer, cost_model, cost_tokenizer, prompts, **kw).mean().item()
 
+def distinct_prompts(records:list[dict], keep=lambda r: True)->list:
+    "The distinct prompts of the `records` that `keep` accepts, as the chat template gets them, in a fixed order."
+    return [p for _, p in sorted({r['prompt']: chat_prompt(r) for r in records if keep(r)}.items())]
+
 def harmful_prompts(records:list[dict])->list:
-    "The distinct prompts (as the chat template gets them) whose data hold an unsafe response: where an unsafe rate is measured."
-    return [p for _, p in sorted({r['prompt']: chat_prompt(r) for r in records
-                                  if False in (r.get('is_response_0_safe'), r.get('is_response_1_safe'))}.items())]
+    "The distinct prompts whose data hold an unsafe response: where an unsafe rate is measured."
+    return distinct_prompts(records, lambda r: False in (r.get('is_response_0_safe'), r.get('is_response_1_safe')))
 
 def category_prompts(records:list[dict], categories:list[str])->dict:
-    "Per category, the distinct prompts (chat form) of `records` with a response that falls under it: where its unsafe rate is measured."
-    out = {}
-    for k in categories:
-        out[k] = [p for _, p in sorted({r['prompt']: chat_prompt(r) for r in records
-                                        if any(k in (response_categories(r, i) or ()) for i in (0, 1))}.items())]
-    return out
+    "Per category, the distinct prompts of `records` with a response that falls under it: where its unsafe rate is measured."
+    return {k: distinct_prompts(records, lambda r: any(k in (response_categories(r, i) or ()) for i in (0, 1))) for k in categories}
 
 def category_unsafe_rates(policy, tok, cost_model, cost_tok, pools:dict, heads:list[str], n:int, start:int=0, **kw)->dict:
     """Per category k of `pools`, the share of greedy answers to `n` of its prompts (a slice rotating with `start`) that the cost
@@ -475,8 +475,7 @@ def train_safe_mm_dpo(cfg:DPOConfig)->dict:
     cost_judge = load_judge(cfg.harmless_cm, cfg) if cfg.jc_estimator == 'generate' or categories else None
     jc_records = val if cfg.jc_split == 'val' else train
     harmful_val = harmful_prompts(jc_records)
-    jc_pool = (harmful_val if rate else [p for _, p in sorted({r['prompt']: chat_prompt(r) for r in jc_records}.items())]
-               ) if cfg.jc_estimator == 'generate' else []
+    jc_pool = (harmful_val if rate else distinct_prompts(jc_records)) if cfg.jc_estimator == 'generate' else []
     if cfg.jc_estimator == 'generate' and not jc_pool:
         raise UserError(f"jc_estimator 'generate' needs prompts in the {cfg.jc_split} split"
                         + (' whose data hold an unsafe response (is_response_*_safe false), for target_unsafe_rate' if rate else ''))
@@ -619,9 +618,9 @@ register_method('p_sacpo', 'safe_mm_dpo', 'P-SACPO: the weight merge (1 − q)·
 def mocan_relabel_pairs(cfg:DPOConfig, records:list[dict], channels:dict, pre:Precomputed, ctx:RunContext)->dict:
     "MoCAN: sample from π_ref, score with both judges, solve the dual for λ* at b = −d, relabel the helpful pairs by r + λ*·g."
     o, dev = cfg.method_options(), ctx.accelerator.device
-    prompts = sorted({r['prompt']: chat_prompt(r) for r in records}.items())
+    prompts = distinct_prompts(records)
     g = torch.Generator().manual_seed(cfg.seed)
-    prompts = [prompts[i][1] for i in torch.randperm(len(prompts), generator=g)[:o['prompts']].tolist()]
+    prompts = [prompts[i] for i in torch.randperm(len(prompts), generator=g)[:o['prompts']].tolist()]
     policy = load_model(ctx.start, 'causal', cfg, trainable=False).to(dev)
     tok = load_tokenizer(ctx.start, cfg.trust_remote_code)
     answers = generate(policy, tok, prompts, max_new_tokens=o['max_new_tokens'], temperature=o['temperature'],
@@ -699,22 +698,26 @@ def plot_training(run_dirs:dict, keys=('train/loss_H', 'train/loss_S', 'train/la
     plt.tight_layout()
     return fig
 
-def plot_category_constraints(run_dir:str|Path, smooth:int=1):
-    "A run with category targets: each category's λ_k and its measured unsafe share over training, dashed at its target."
-    import matplotlib.pyplot as plt
+def category_curves(run_dir:str|Path)->tuple[dict, dict]:
+    "A run's category targets and, per category, its λ_k and measured unsafe share over training ({}, {} for a run without them)."
     f = Path(run_dir)/'train_metrics.json'                 # (an SFT folder has none)
     targets = (read_json(f).get('category_targets') or {}) if f.exists() else {}
-    if not targets: return None
-    rows = [r for r in read_metrics(run_dir) if 'train/loss' in r]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.6))
-    for (k, t), col in zip(targets.items(), plt.get_cmap('tab10').colors * 3):
-        lam = [(r['step'], r[f'train/lambda[{k}]']) for r in rows if f'train/lambda[{k}]' in r]
-        jc = [(r['step'], r[f'train/J_C[{k}]']) for r in rows if f'train/J_C[{k}]' in r]
-        if lam: a.plot(*zip(*lam), color=col, lw=1.2, label=k)
-        if jc: b.plot(*zip(*jc), color=col, lw=1.2, marker='.', label=k)
-        b.axhline(t, color=col, ls='--', lw=0.8)
-    a.set_title('λ_k per harm category'); b.set_title('unsafe share of greedy answers (cost-model head k; dashed: targets)', fontsize=9)
+    ms = [m for m in read_metrics(run_dir) if 'train/loss' in m] if targets else []
+    return targets, {k: {'step': [m['step'] for m in ms if f'train/J_C[{k}]' in m],
+                         'lambda': [m[f'train/lambda[{k}]'] for m in ms if f'train/J_C[{k}]' in m],
+                         'unsafe': [m[f'train/J_C[{k}]'] for m in ms if f'train/J_C[{k}]' in m]} for k in targets}
+
+def plot_category_curves(curves:list[dict], targets:dict, title:str='λ_k per harm category'):
+    "Each λ_k and each category's measured unsafe share over training, one line per run in `curves` (`category_curves`), dashed at its target."
+    import matplotlib.pyplot as plt
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 3.8))
+    for k, col in zip(targets, plt.get_cmap('tab10').colors * 3):
+        for j, cv in enumerate(curves):
+            a.plot(cv[k]['step'], cv[k]['lambda'], color=col, lw=0.9, alpha=0.8, label=k if j == 0 else None)
+            b.plot(cv[k]['step'], cv[k]['unsafe'], color=col, lw=0.9, alpha=0.8)
+        b.axhline(targets[k], color=col, ls='--', lw=0.8)
+    a.set_title(title, fontsize=9); b.set_title('unsafe share of greedy answers by head k (dashed: targets)', fontsize=9)
     for ax in (a, b): ax.set_xlabel('step'); ax.grid(alpha=0.3)
-    b.legend(fontsize=7, loc='best')
+    a.legend(fontsize=6, loc='best')
     fig.tight_layout()
     return fig
