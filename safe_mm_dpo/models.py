@@ -137,6 +137,10 @@ def _quantization(args:ModelArgs):
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type='nf4', bnb_4bit_use_double_quant=True,
                               bnb_4bit_compute_dtype=compute)
 
+# Non-reentrant activation checkpointing: gradients reach the LoRA weights whether or not the layer inputs require grad
+# (the reentrant kind drops them silently), and torch asks for the choice to be explicit.
+_NON_REENTRANT = {'use_reentrant': False}
+
 def load_model(path:str|Path,                       # local folder, adapter folder or Hub name
                head:Literal['causal', 'score']='causal', # LM head, or a scalar score head (judges)
                args:ModelArgs|None=None,            # dtype, LoRA, 4/8-bit, remote code
@@ -163,8 +167,9 @@ def load_model(path:str|Path,                       # local folder, adapter fold
     if head == 'score' and tokenizer is not None: model.config.pad_token_id = tokenizer.pad_token_id
     if q is not None and trainable:
         from peft import prepare_model_for_kbit_training
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=args.gradient_checkpointing)
-    elif args.gradient_checkpointing and trainable: model.gradient_checkpointing_enable()
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=args.gradient_checkpointing,
+                                                gradient_checkpointing_kwargs=_NON_REENTRANT)
+    elif args.gradient_checkpointing and trainable: model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=_NON_REENTRANT)
     if adapter:
         from peft import PeftModel
         model = PeftModel.from_pretrained(model, str(p), is_trainable=trainable)

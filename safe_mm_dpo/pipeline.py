@@ -353,20 +353,27 @@ def estimate_memory(p:PipelineConfig, n_gpus:int=1)->dict:
                  'gate_proj': H * I, 'up_proj': H * I, 'down_proj': H * I}
     dims = {'q_proj': (H, H), 'k_proj': (H, KV * hd), 'v_proj': (H, KV * hd), 'o_proj': (H, H),
             'gate_proj': (H, I), 'up_proj': (H, I), 'down_proj': (I, H)}
-    n = L * sum(per_layer.values()) + V * H * (1 if s['tied'] else 2) + L * 2 * H
-    wbytes = 0.5 * 1.07 if a.load_in_4bit else 1.0 if a.load_in_8bit else {'float32': 4, 'bfloat16': 2, 'float16': 2, 'auto': 2}[a.dtype]
+    linear = L * sum(per_layer.values()); rest = V * H * (1 if s['tied'] else 2) + L * 2 * H   # embeddings, head, norms
+    n = linear + rest
+    kbit = a.load_in_4bit or a.load_in_8bit
+    dbytes = {'float32': 4, 'bfloat16': 2, 'float16': 2, 'auto': 2}[a.dtype]
+    # k-bit: only the linear layers are quantised; peft's prepare_model_for_kbit_training keeps the rest in float32
+    wbytes_total = linear * (0.5 * 1.07 if a.load_in_4bit else 1.0) + rest * 4 if kbit else n * dbytes
     if a.lora_r > 0:
         t = L * sum(a.lora_r * sum(dims[m]) for m in a.lora_target_modules if m in dims)
         train_b = t * 16                                         # fp32 LoRA weights + grads + 2 Adam moments
     else:
-        t = n; train_b = n * {'float32': 4, 'bfloat16': 2, 'float16': 2, 'auto': 2}[a.dtype] * 3   # grads + 2 moments
+        t = n; train_b = n * dbytes * 3                          # grads + 2 moments
     micro = max(1, a.batch_size // (a.grad_accum * n_gpus)) * 2       # chosen and rejected
-    T, act_b = a.max_length, 2
+    T = a.max_length
+    act_b = 4 if kbit else 2                                     # k-bit: the float32 norms keep the residual stream in float32
     full_layer = micro * T * (34 * H + 5 * A * T) * act_b / 2   # Korthikanti et al. (bytes, 16-bit activations)
     acts = micro * T * H * act_b * L + full_layer if a.gradient_checkpointing else full_layer * L
-    logits = micro * T * V * 4 * 2                               # float32 logits and log-softmax
+    logits = micro * T * V * 4 * 2                               # float32 logits and log-softmax of the whole micro-batch ...
+    budget = 64 * 2**20                                          # ... or, past model_token_logps' budget, a chunk at a time
+    if logits / 2 > budget: logits = 3 * budget                 # (the chunk, its log-softmax, its gradient)
     gib = lambda b: b / 2**30
-    parts = {'weights': gib(n * wbytes), 'trainable + grads + AdamW': gib(train_b), 'activations': gib(acts), 'logits': gib(logits)}
+    parts = {'weights': gib(wbytes_total), 'trainable + grads + AdamW': gib(train_b), 'activations': gib(acts), 'logits': gib(logits)}
     return {'parameters': n, 'trainable_parameters': t, 'micro_batch_sequences': micro, 'gib': parts, 'total_gib': sum(parts.values())}
 
 def _count(n:int)->str: return f'{n/1e9:.2f}B' if n >= 1e9 else f'{n/1e6:.2f}M'
