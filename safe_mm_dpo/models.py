@@ -254,25 +254,28 @@ def model_token_logps(model, input_ids:torch.Tensor, attention_mask:torch.Tensor
                       chunked:bool=True,
                       budget_mb:float=64)->tuple[torch.Tensor, torch.Tensor]: # float32 logits allowed at once
     """`token_logps` of the model's own forward pass, without the (B,T,V) logits when they exceed `budget_mb`: the
-    backbone's hidden states, then the LM head and the log-softmax a few sequences at a time (as many as fit the budget,
-    at least one), recomputed in the backward pass (activation checkpointing of the head). Smaller batches, models outside
-    `backbone_and_head` and `chunked=False` take the plain path: logits, then `token_logps`."""
+    backbone's hidden states, then the LM head and the log-softmax on the **response tokens only** (no prompt, no
+    padding position goes through the head), as many tokens at a time as fit the budget (at least one), recomputed in
+    the backward pass (activation checkpointing of the head). Smaller batches, models outside `backbone_and_head` and
+    `chunked=False` take the plain path: logits, then `token_logps`."""
     parts = backbone_and_head(model) if chunked else None
     B, T = input_ids.shape
     if parts is None or B * T * parts[1].out_features * 4 <= budget_mb * 2**20:
         return token_logps(model(input_ids=input_ids, attention_mask=attention_mask).logits, labels)
     backbone, head = parts
-    per = max(1, int(budget_mb * 2**20 // (T * head.out_features * 4)))              # sequences per chunk
     h = backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state[:, :-1]
     lab = labels[:, 1:]; mask = lab != -100
-    def one(hs, y):                                      # a chunk of sequences: (n, T, V) logits, gone when it returns
-        logits = head(hs).float()
-        return logits.gather(-1, y.clamp(min=0).unsqueeze(-1)).squeeze(-1) - logits.logsumexp(-1)
-    grad = torch.is_grad_enabled() and h.requires_grad
+    hs, ys = h[mask], lab[mask]                          # (N, H), (N,): the positions that predict a response token
+    per = max(1, int(budget_mb * 2**20 // (head.out_features * 4)))                  # tokens per chunk
+    def one(x, y):                                       # a chunk of tokens: (n, V) logits, gone when it returns
+        logits = head(x).float()
+        return logits.gather(-1, y.unsqueeze(-1)).squeeze(-1) - logits.logsumexp(-1)
+    grad = torch.is_grad_enabled() and hs.requires_grad
     from torch.utils.checkpoint import checkpoint
-    chunks = [checkpoint(one, h[i:i + per], lab[i:i + per], use_reentrant=False) if grad else one(h[i:i + per], lab[i:i + per])
-              for i in range(0, B, per)]
-    return torch.cat(chunks) * mask, mask
+    chunks = [checkpoint(one, hs[i:i + per], ys[i:i + per], use_reentrant=False) if grad else one(hs[i:i + per], ys[i:i + per])
+              for i in range(0, len(ys), per)]
+    picked = torch.cat(chunks) if chunks else hs.new_zeros(0, dtype=torch.float32)
+    return torch.zeros(mask.shape, dtype=picked.dtype, device=picked.device).masked_scatter(mask, picked), mask
 
 def response_logps(logits:torch.Tensor, labels:torch.Tensor)->tuple[torch.Tensor, torch.Tensor]:
     "Sum of log π(response token) per sequence and the number of response tokens. logits (B,T,V), labels (B,T)."

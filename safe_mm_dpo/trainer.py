@@ -68,6 +68,7 @@ class DPOConfig(ModelArgs, TrainArgs):
     method_args: dict = cfg_field({}, "the method's own options, e.g. {alpha: 0.5} for bfpo, {q: 0.5} for p_sacpo (see the method's section)")
     model_name_or_path: str = cfg_field('models/sft', 'policy to start from (the SFT model)')
     ref_model_name_or_path: Optional[str] = cfg_field(None, 'reference policy (default: model_name_or_path; with LoRA: the base with adapters off)')
+    lora_reference: Literal['precompute', 'on_the_fly'] = cfg_field('precompute', "a new LoRA adapter's reference, the base with adapters off: log-probs precomputed once and cached, or recomputed every step (no cache, one more forward per step)")
     helpful_rm: str = cfg_field('models/helpful_rm', 'Helpful reward model (R_H)')
     harmless_cm: str = cfg_field('models/harmless_cm', 'Harmless cost model (R_S, cost C = −R_S)')
     output_dir: str = cfg_field('models/aligned', 'where the aligned policy, epoch_<n> folders, checkpoints and metrics go')
@@ -432,11 +433,12 @@ def train_safe_mm_dpo(cfg:DPOConfig)->dict:
     if cfg.max_train_examples: train = train[:cfg.max_train_examples]
     val = load_split(cfg.data_dir, 'val')
     # π_ref is the policy we start from. A new LoRA adapter on a plain model starts as that model, so the reference is
-    # the base with the adapter switched off (nothing to precompute). A policy that is already an adapter (an adapter SFT)
-    # is trained further, and its reference is that adapter as loaded: its log-probs are precomputed once.
+    # the base with the adapter switched off: precomputed once from the base like any reference (default), or, with
+    # lora_reference: on_the_fly, recomputed every step with the adapters off. A policy that is already an adapter (an
+    # adapter SFT) is trained further, and its reference is that adapter as loaded: its log-probs are precomputed once.
     starts_as_adapter = (Path(ctx.start)/'adapter_config.json').exists()
     own_ref = cfg.ref_model_name_or_path is not None and not method.start
-    lora_ref = cfg.lora_r > 0 and not own_ref and not starts_as_adapter
+    lora_ref = cfg.lora_r > 0 and not own_ref and not starts_as_adapter and cfg.lora_reference == 'on_the_fly'
     ref_path = None if lora_ref else (cfg.ref_model_name_or_path if own_ref else ctx.start)
     if starts_as_adapter: log.info(f'{ctx.start} is an adapter: training continues it, and the reference is the '
                                    'adapter as loaded (precomputed), not the base model')
@@ -542,7 +544,8 @@ def train_safe_mm_dpo(cfg:DPOConfig)->dict:
                'seconds': res.seconds, 'seconds_per_step': res.seconds / max(1, res.step - res.start_step),
                'peak_memory_mb': peak_memory_mb(acc.device), 'processes': acc.num_processes, 'truncated_records': n_trunc,
                'skipped_steps': res.skipped_steps, 'start_policy': ctx.start, **ctx.summary,
-               'precompute': {'seconds': pre.seconds, 'cache_hit': pre.cache_hit, 'records': len(train)}}
+               'precompute': {'seconds': pre.seconds, 'cache_hit': pre.cache_hit, 'records': len(train),
+                              'reference': 'precomputed' if pre.ref_logps is not None else 'every step, adapters off'}}
     if acc.num_processes > 1:        # every rank's λ, so that "all ranks hold the same λ" can be checked
         write_json(out/f'lambda_rank{acc.process_index}.json', {'lambda': lm.state_dict(), 'step': res.step})
     if acc.is_main_process:

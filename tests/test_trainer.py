@@ -93,10 +93,13 @@ def test_presets_train_and_save(tiny_stack, tmp_path, method):
     assert (out / 'config.yaml').exists() and (out / 'train_metrics.json').exists()
 
 
-def test_lora_reference_is_the_base_with_adapters_off(tiny_stack, tmp_path):
+@pytest.mark.parametrize('how', ['precompute', 'on_the_fly'])
+def test_lora_reference_is_the_base_with_adapters_off(tiny_stack, tmp_path, how):
     out = tmp_path / 'lora'
-    s = train_safe_mm_dpo(load_config(DPOConfig, **common(tiny_stack, out, lora_r=4, lora_alpha=8, max_steps=4, lr=5e-3)))
+    s = train_safe_mm_dpo(load_config(DPOConfig, **common(tiny_stack, out, lora_r=4, lora_alpha=8, max_steps=4, lr=5e-3,
+                                                          lora_reference=how, cache_dir=str(tmp_path / 'cache'))))
     assert s['steps'] == 4
+    assert s['precompute']['reference'] == {'precompute': 'precomputed', 'on_the_fly': 'every step, adapters off'}[how]
     assert (out / 'adapter_config.json').exists() and not (out / 'model.safetensors').exists()
     first = [r for r in read_metrics(out) if 'train/loss' in r][0]
     assert first['train/loss'] == pytest.approx(math.log(2), abs=1e-4)      # LoRA B = 0 at start: policy = reference
