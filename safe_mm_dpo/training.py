@@ -139,7 +139,7 @@ def make_optimizer(model:torch.nn.Module, args:TrainArgs)->torch.optim.Optimizer
     groups = [g for g in ({'params': decay, 'weight_decay': args.weight_decay}, {'params': no_decay, 'weight_decay': 0.0}) if g['params']]
     kw = dict(lr=args.lr, betas=tuple(args.adam_betas))
     # The fused kernel (one pass per parameter; transformers' default `adamw_torch_fused`) where torch has one: on CPU the
-    # plain AdamW loops over tensors op by op: 0.59 s against 0.10 s per step for 120M float32 parameters on 2 cores.
+    # plain AdamW loops over tensors op by op (bench/RESULTS.md §1c: full fine-tuning of SmolLM2-135M before and after).
     params = [p for g in groups for p in g['params']]
     if {p.device.type for p in params} <= {'cpu', 'cuda'} and all(p.dtype in (torch.float32, torch.float16, torch.bfloat16) for p in params):
         try: return torch.optim.AdamW(groups, fused=True, **kw)
