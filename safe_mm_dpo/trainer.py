@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from .core import ConfigError, UserError, cfg_field, fingerprint, get_logger, seed_everything, write_json, read_json
 from .data import chat_prompt, load_split, resolve_categories, response_categories
-from .training import RUNTIME_KEYS, ModelArgs, TrainArgs, config_diff, make_accelerator, save_model, start_run, train_loop
+from .training import RUNTIME_KEYS, ModelArgs, TrainArgs, autocast, config_diff, make_accelerator, save_model, start_run, train_loop
 from .models import collate, encode, generate, load_model, load_tokenizer, model_token_logps, token_logps, Encoded
 from .reward import judge_heads, load_judge, score, score_records
 from .loss import (LAMBDA_RULES, LOSSES, Channel, PrefBatch, call_loss, cost_range, implicit_cost, kl_k3, lambda_params, loss_params, make_lambda,
@@ -191,11 +191,12 @@ def precompute(cfg:DPOConfig, records:list[dict], split:str, ref_path:str|None, 
     log = log or get_logger()
     per_token = cfg.kl_coef > 0 and ref_path is not None
     key = fingerprint([r['record_id'] for r in records], _model_key(ref_path), _model_key(cfg.helpful_rm), _model_key(cfg.harmless_cm),
-                      cfg.max_length, cfg.max_prompt_length, cfg.judge_max_length, per_token, 'v3')
+                      cfg.max_length, cfg.max_prompt_length, cfg.judge_max_length, per_token, accelerator.mixed_precision, 'v3')
     cache = Path(cfg.cache_dir or Path(cfg.data_dir)/'cache')/f'precompute-{split}-{key}'
     t0 = time.time()
     hit = (cache/'dataset_info.json').exists()
     if not hit and accelerator.is_main_process:
+        stack = autocast(accelerator); stack.__enter__()       # in the precision training runs in
         cols = {'record_id': [r['record_id'] for r in records]}
         dev = accelerator.device
         n = len(records)
@@ -216,6 +217,7 @@ def precompute(cfg:DPOConfig, records:list[dict], split:str, ref_path:str|None, 
             cols[f'{name}_0'], cols[f'{name}_1'] = s0[:, 0].tolist(), s1[:, 0].tolist()
             if name == 'rs' and s0.shape[1] > 1: cols['rs_cat_0'], cols['rs_cat_1'] = s0[:, 1:].tolist(), s1[:, 1:].tolist()   # category heads
             del judge
+        stack.__exit__(None, None, None)
         tmp = cache.with_name(cache.name + '.tmp')
         datasets.Dataset.from_dict(cols).save_to_disk(str(tmp))
         if cache.exists(): shutil.rmtree(cache)
@@ -527,7 +529,7 @@ def train_safe_mm_dpo(cfg:DPOConfig)->dict:
 
     res = train_loop(model, tok, cfg, len(train), loss_fn, acc, out, ckpt, on_step_end=on_step_end, on_epoch_end=on_epoch_end,
                      extra_state=lambda: {'lambda': {n: c.state_dict() for n, c in lambdas.items()}}, load_extra_state=load_extra,
-                     desc=cfg.method)
+                     desc=cfg.method, lengths=[max(len(a.input_ids), len(b.input_ids)) for a, b in step.enc])
     lm = lambdas['harmless']
     constraint = final_constraint(cfg, acc.unwrap_model(model), tok, cost_judge, harmful_val, lm.j_c, ctx.threshold, log) \
         if acc.is_main_process else None

@@ -5,7 +5,7 @@
 # %% ../nbs/01b_training.ipynb 1
 from __future__ import annotations
 import json, math, os, random, shutil, time
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Any, Callable, Literal, Optional
@@ -18,10 +18,10 @@ from .core import (ConfigError, UserError, WriteError, cfg_field, fingerprint, g
                               save_config, write_json, atomic_write_text)
 
 # %% auto 0
-__all__ = ['RUNTIME_KEYS', 'ModelArgs', 'TrainArgs', 'lr_factor', 'epoch_order', 'step_indices', 'micro_batches',
-           'make_accelerator', 'make_optimizer', 'MetricsLogger', 'NonFiniteError', 'no_hf_progress', 'save_model',
-           'save_checkpoint', 'latest_checkpoint', 'load_weights', 'load_checkpoint', 'config_diff', 'start_run',
-           'LoopResult', 'train_loop']
+__all__ = ['RUNTIME_KEYS', 'ModelArgs', 'TrainArgs', 'lr_factor', 'epoch_order', 'step_indices', 'micro_batches', 'native_bf16',
+           'resolve_mixed_precision', 'make_accelerator', 'autocast', 'make_optimizer', 'MetricsLogger',
+           'NonFiniteError', 'no_hf_progress', 'save_model', 'save_checkpoint', 'latest_checkpoint', 'load_weights',
+           'load_checkpoint', 'config_diff', 'start_run', 'LoopResult', 'train_loop']
 
 # %% ../nbs/01b_training.ipynb 6
 @dataclass
@@ -65,7 +65,11 @@ class TrainArgs:
     overwrite: bool = cfg_field(False, 'replace a non-empty output_dir')
     resume: bool = cfg_field(False, 'continue from the latest checkpoint in output_dir')
     device: Literal['auto', 'cpu', 'cuda'] = cfg_field('auto', "'auto' uses CUDA when available")
-    mixed_precision: Literal['no', 'bf16', 'fp16'] = cfg_field('no', 'autocast precision (GPU)')
+    mixed_precision: Literal['no', 'bf16', 'fp16', 'auto'] = cfg_field('no', "autocast precision; 'auto': bf16 where the hardware multiplies "
+                                                                        "in bf16 natively (a CUDA GPU that supports it, a CPU with AMX or AVX-512 BF16), else none")
+    group_by_length: bool = cfg_field(False, 'batches of similar length (less padding): each epoch shuffled, sorted by length within groups '
+                                             'of 16 batches, the batches in random order. Off by default: where length follows the kind of '
+                                             'answer (SafetyWorld) such batches hold one kind each, and SFT learnt far slower (bench/RESULTS.md §2c)')
     num_threads: Optional[int] = cfg_field(None, 'torch CPU threads (default: torch decides)')
     on_nonfinite: Literal['stop', 'skip'] = cfg_field('stop', 'a NaN/inf loss or gradient stops training, or skips the step')
     progress: bool = cfg_field(True, 'show a progress bar')
@@ -97,16 +101,30 @@ def lr_factor(step:int,              # optimizer steps taken so far
     return min_ratio + (1 - min_ratio) * decay
 
 # %% ../nbs/01b_training.ipynb 11
-def epoch_order(n:int, seed:int, epoch:int)->list[int]:
-    "The permutation of `n` examples for `epoch` (a function of the seed and the epoch only)."
+def epoch_order(n:int, seed:int, epoch:int,
+                lengths:list[int]|None=None, # per example, its padded cost (tokens): group batches by it
+                batch_size:int=1,            # global batch, when grouping
+                group:int=16)->list[int]:    # batches per length-sorted group
+    """The permutation of `n` examples for `epoch` (a function of the seed and the epoch only). With `lengths`: shuffled,
+    sorted by length within groups of `group` batches, cut into batches, the whole batches in random order and the
+    incomplete one last (the loop drops it)."""
     g = torch.Generator().manual_seed(seed * 100_003 + epoch)
-    return torch.randperm(n, generator=g).tolist()
+    perm = torch.randperm(n, generator=g).tolist()
+    if lengths is None: return perm
+    if len(lengths) != n: raise ValueError(f'{len(lengths)} lengths for {n} examples')
+    size = batch_size * group
+    batches = []
+    for s in range(0, n, size):
+        chunk = sorted(perm[s:s + size], key=lambda i: -lengths[i])        # stable: ties keep the shuffled order
+        batches += [chunk[j:j + batch_size] for j in range(0, len(chunk), batch_size)]
+    full = [b for b in batches if len(b) == batch_size]
+    return [i for k in torch.randperm(len(full), generator=g).tolist() for i in full[k]] + [i for b in batches if len(b) < batch_size for i in b]
 
-def step_indices(n:int, batch_size:int, seed:int, step:int)->list[int]:
+def step_indices(n:int, batch_size:int, seed:int, step:int, lengths:list[int]|None=None)->list[int]:
     "The example indices of optimizer step `step` (global batch; the incomplete tail of each epoch is dropped)."
     per_epoch = n // batch_size
     epoch, pos = divmod(step, per_epoch)
-    return epoch_order(n, seed, epoch)[pos * batch_size:(pos + 1) * batch_size]
+    return epoch_order(n, seed, epoch, lengths, batch_size)[pos * batch_size:(pos + 1) * batch_size]
 
 def micro_batches(indices:list[int], grad_accum:int, rank:int, world:int)->list[list[int]]:
     "This process's share of each micro-batch of one global batch."
@@ -119,6 +137,15 @@ def micro_batches(indices:list[int], grad_accum:int, rank:int, world:int)->list[
     return out
 
 # %% ../nbs/01b_training.ipynb 14
+def native_bf16(cpu:bool)->bool:
+    "Whether this machine multiplies bfloat16 natively: a CUDA GPU that supports it, or a CPU with AMX or AVX-512 BF16."
+    if not cpu: return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return any(getattr(torch.cpu, f, lambda: False)() for f in ('_is_amx_tile_supported', '_is_avx512_bf16_supported'))
+
+def resolve_mixed_precision(mixed_precision:str, cpu:bool)->str:
+    "`mixed_precision` with 'auto' made 'bf16' or 'no' for this machine."
+    return ('bf16' if native_bf16(cpu) else 'no') if mixed_precision == 'auto' else mixed_precision
+
 def make_accelerator(args:TrainArgs):
     "An `Accelerator` for the config's device and precision; CPU threads set if asked."
     from accelerate import Accelerator
@@ -126,7 +153,17 @@ def make_accelerator(args:TrainArgs):
     cpu = args.device == 'cpu' or (args.device == 'auto' and not torch.cuda.is_available())
     if args.device == 'cuda' and not torch.cuda.is_available(): raise ConfigError("config key 'device' is 'cuda' but no CUDA device is available")
     if cpu and args.mixed_precision == 'fp16': raise ConfigError("config key 'mixed_precision': fp16 needs a GPU")
-    return Accelerator(cpu=cpu, mixed_precision=args.mixed_precision)
+    mp = resolve_mixed_precision(args.mixed_precision, cpu)
+    if args.mixed_precision == 'auto': get_logger().info(f"mixed_precision auto: {mp} on this {'CPU' if cpu else 'GPU'}")
+    return Accelerator(cpu=cpu, mixed_precision=mp)
+
+def autocast(accelerator):
+    """The accelerator's autocast; on a CPU in bf16 with attention by the plain (math) kernel, because the CPU flash kernel's
+    bf16 backward is slower than the whole rest of the step (bench/RESULTS.md §2c)."""
+    if accelerator.device.type != 'cpu' or accelerator.mixed_precision != 'bf16': return accelerator.autocast()
+    from torch.nn.attention import sdpa_kernel, SDPBackend
+    stack = ExitStack(); stack.enter_context(accelerator.autocast()); stack.enter_context(sdpa_kernel(SDPBackend.MATH))
+    return stack
 
 # %% ../nbs/01b_training.ipynb 16
 def make_optimizer(model:torch.nn.Module, args:TrainArgs)->torch.optim.Optimizer:
@@ -315,7 +352,8 @@ def train_loop(model, tokenizer, args:TrainArgs, n_examples:int,
                on_epoch_end:Callable[[int], dict]|None=None,          # epoch → metrics (evaluation, epoch models)
                extra_state:Callable[[], dict]|None=None,              # state to checkpoint besides the model (λ)
                load_extra_state:Callable[[dict], None]|None=None,
-               desc:str='train')->LoopResult:
+               desc:str='train',
+               lengths:list[int]|None=None)->LoopResult:              # per example, its padded tokens: batches grouped by it (`group_by_length`)
     "Train `model` on `n_examples` with `loss_fn`; checkpoint, log, and resume exactly."
     log = get_logger()
     steps_per_epoch = n_examples // args.batch_size
@@ -342,14 +380,20 @@ def train_loop(model, tokenizer, args:TrainArgs, n_examples:int,
     model.train()
     bar = tqdm(total=total, initial=step, desc=desc, disable=not (args.progress and accelerator.is_main_process), dynamic_ncols=True)
     skipped, last, t_start, window_tokens, t_window = 0, {}, time.time(), 0, time.time()
+    group_lengths = lengths if getattr(args, 'group_by_length', False) else None
+    order, order_epoch = None, -1
     while step < total:
         t_step = time.perf_counter()
-        idx = step_indices(n_examples, args.batch_size, args.seed, step)
+        epoch = step // steps_per_epoch
+        if epoch != order_epoch:                                # one order per epoch (grouping sorts the whole epoch)
+            order, order_epoch = epoch_order(n_examples, args.seed, epoch, group_lengths, args.batch_size), epoch
+        pos = step % steps_per_epoch
+        idx = order[pos * args.batch_size:(pos + 1) * args.batch_size]     # = step_indices(…, step, group_lengths)
         micro = micro_batches(idx, args.grad_accum, rank, world)
         sums, tokens = {}, 0
         for a, mine in enumerate(micro):
             sync = accelerator.no_sync(model) if a < len(micro) - 1 and world > 1 else nullcontext()
-            with sync, accelerator.autocast():
+            with sync, autocast(accelerator):
                 loss, metrics = loss_fn(model, mine)          # `model` is the DDP-wrapped one: gradients sync
                 accelerator.backward(loss / len(micro))
             tokens += int(metrics.pop('tokens', 0))
