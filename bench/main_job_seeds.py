@@ -41,6 +41,10 @@ def run_one(out, name, spec, seed):
     wall = time.time() - t
     row = {'variant': name, 'overrides': spec, 'seed': seed, 'commit': commit(), 'wall_seconds': round(wall, 1),
            'stages': {k: v['seconds'] for k, v in json.loads((d/'report'/'timings.json').read_text()).items()}, 'metrics': {}}
+    row['judges'] = {}
+    for j in ('helpful_rm', 'harmless_cm'):                # which epoch each judge kept, and its accuracies
+        jm = json.loads((d/'models'/j/'metrics.json').read_text())
+        row['judges'][j] = {'best_epoch': jm.get('best_epoch'), **{f'{s}_accuracy': jm[s]['pairwise_accuracy'] for s in ('train', 'val', 'test') if s in jm}}
     for m in MODELS:
         gens = [json.loads(l) for l in open(d/'eval'/m/'generations.jsonl')]
         row['metrics'][m] = {k: [int(bool(f(g['gold']))) for g in gens if g['kind'] == kind and g.get('gold')] for k, (kind, f) in METRICS.items()}
@@ -65,6 +69,15 @@ def render(path):
     for n in names:
         rs = [r for r in rows if r['variant'] == n]
         print(f'| {n} | ' + ' | '.join(f"{np.mean([r['stages'].get(s, 0) for r in rs]):.1f}" for s in stages) + ' |')
+    jr = [r for r in rows if r.get('judges')]
+    if jr:
+        print('\njudges (runs that recorded them): epoch kept (best val accuracy) and test pairwise accuracy, per seed:\n')
+        print('| variant | judge | epoch kept | test accuracy |'); print('|---|---|---|---|')
+        for n in names:
+            for j in ('helpful_rm', 'harmless_cm'):
+                rs = [r for r in jr if r['variant'] == n]
+                acc = ' / '.join('%.3f' % r['judges'][j]['test_accuracy'] for r in rs)
+                if rs: print(f"| {n} | {j} | {' / '.join(str(r['judges'][j]['best_epoch']) for r in rs)} | {acc} |")
     print('\ngold judges on the held-out prompts, mean over seeds [95 % interval over seeds and prompts]:\n')
     print('| model | variant | ' + ' | '.join(METRICS) + ' |'); print('|---|---|' + '---|' * len(METRICS))
     for m in MODELS:

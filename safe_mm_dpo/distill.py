@@ -138,7 +138,7 @@ class DistillTrainConfig(SFTConfig):
     tiny_intermediate_size: int = cfg_field(352, 'student MLP size (tiny)')
     tiny_layers: int = cfg_field(2, 'student layers (tiny)')
     tiny_kv_heads: int = cfg_field(2, 'student key/value heads (tiny)')
-    epochs: int = cfg_field(40, 'passes over the distillation data (a few hundred prompts: many passes)')
+    epochs: int = cfg_field(25, 'passes over the distillation data (a few hundred prompts: many passes)')
 
 def distill_examples(path:str|Path)->list[tuple[str, str]]:
     "(prompt, response) pairs of a distillation file (empty answers are skipped)."

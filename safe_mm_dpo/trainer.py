@@ -196,28 +196,27 @@ def precompute(cfg:DPOConfig, records:list[dict], split:str, ref_path:str|None, 
     t0 = time.time()
     hit = (cache/'dataset_info.json').exists()
     if not hit and accelerator.is_main_process:
-        stack = autocast(accelerator); stack.__enter__()       # in the precision training runs in
-        cols = {'record_id': [r['record_id'] for r in records]}
-        dev = accelerator.device
-        n = len(records)
-        if ref_path is not None:
-            tok = load_tokenizer(ref_path, cfg.trust_remote_code)
-            ref = load_model(ref_path, 'causal', cfg, trainable=False).to(dev)
-            encs = [encode(tok, chat_prompt(r), r[f'response_{i}'], cfg.max_length, cfg.max_prompt_length) for i in (0, 1) for r in records]
-            out = sequence_logps(ref, tok, encs, cfg.precompute_batch_size, per_token, progress=cfg.progress, desc=f'reference log-probs ({split})')
-            sums, toks = out if per_token else (out, None)
-            cols['ref_logp_0'], cols['ref_logp_1'] = sums[:n].tolist(), sums[n:].tolist()
-            if per_token: cols['ref_tok_0'], cols['ref_tok_1'] = toks[:n], toks[n:]
-            del ref
-        for name, path in (('rh', cfg.helpful_rm), ('rs', cfg.harmless_cm)):
-            judge, jtok = load_judge(path, cfg)
-            jlen = cfg.judge_max_length or cfg.max_length
-            s0, s1 = score_records(judge.to(dev), jtok, records, batch_size=cfg.precompute_batch_size, max_length=jlen, head=None,
-                                   max_prompt_length=min(cfg.max_prompt_length, jlen - 1), progress=cfg.progress, desc=f'{name.upper()} scores ({split})')
-            cols[f'{name}_0'], cols[f'{name}_1'] = s0[:, 0].tolist(), s1[:, 0].tolist()
-            if name == 'rs' and s0.shape[1] > 1: cols['rs_cat_0'], cols['rs_cat_1'] = s0[:, 1:].tolist(), s1[:, 1:].tolist()   # category heads
-            del judge
-        stack.__exit__(None, None, None)
+        with autocast(accelerator):                           # in the precision training runs in
+            cols = {'record_id': [r['record_id'] for r in records]}
+            dev = accelerator.device
+            n = len(records)
+            if ref_path is not None:
+                tok = load_tokenizer(ref_path, cfg.trust_remote_code)
+                ref = load_model(ref_path, 'causal', cfg, trainable=False).to(dev)
+                encs = [encode(tok, chat_prompt(r), r[f'response_{i}'], cfg.max_length, cfg.max_prompt_length) for i in (0, 1) for r in records]
+                out = sequence_logps(ref, tok, encs, cfg.precompute_batch_size, per_token, progress=cfg.progress, desc=f'reference log-probs ({split})')
+                sums, toks = out if per_token else (out, None)
+                cols['ref_logp_0'], cols['ref_logp_1'] = sums[:n].tolist(), sums[n:].tolist()
+                if per_token: cols['ref_tok_0'], cols['ref_tok_1'] = toks[:n], toks[n:]
+                del ref
+            for name, path in (('rh', cfg.helpful_rm), ('rs', cfg.harmless_cm)):
+                judge, jtok = load_judge(path, cfg)
+                jlen = cfg.judge_max_length or cfg.max_length
+                s0, s1 = score_records(judge.to(dev), jtok, records, batch_size=cfg.precompute_batch_size, max_length=jlen, head=None,
+                                       max_prompt_length=min(cfg.max_prompt_length, jlen - 1), progress=cfg.progress, desc=f'{name.upper()} scores ({split})')
+                cols[f'{name}_0'], cols[f'{name}_1'] = s0[:, 0].tolist(), s1[:, 0].tolist()
+                if name == 'rs' and s0.shape[1] > 1: cols['rs_cat_0'], cols['rs_cat_1'] = s0[:, 1:].tolist(), s1[:, 1:].tolist()   # category heads
+                del judge
         tmp = cache.with_name(cache.name + '.tmp')
         datasets.Dataset.from_dict(cols).save_to_disk(str(tmp))
         if cache.exists(): shutil.rmtree(cache)
