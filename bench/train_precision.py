@@ -18,6 +18,7 @@ bf16 matmuls are fast only where the CPU multiplies bf16 natively (AMX, AVX-512 
 CPU has. The stack is `train_throughput.py`'s (built on first use).
 """
 import argparse, json, platform, statistics, sys, time
+from contextlib import nullcontext
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -46,11 +47,10 @@ def main():
     plans = {'random': epoch_order(n, 0, 0), 'grouped': epoch_order(n, 0, 0, lengths, B)}
     batches = {k: [o[s:s + B] for s in range(0, (n // B) * B, B)] for k, o in plans.items()}
     padded = {k: sum(B * max(lengths[i] for i in b) for b in bs) / sum(lengths[i] for b in bs for i in b) for k, bs in batches.items()}
-    accs = {'fp32': Accelerator(cpu=True, mixed_precision='no'), 'bf16-flash': Accelerator(cpu=True, mixed_precision='bf16'),
-            'bf16-math': Accelerator(cpu=True, mixed_precision='bf16')}
-    ctx = {'fp32': lambda: autocast(accs['fp32']), 'bf16-flash': lambda: accs['bf16-flash'].autocast(),
-           'bf16-math': lambda: autocast(accs['bf16-math'])}
-    loss_fn = sft_loss_fn(tok, encs, accs['fp32'])
+    acc = Accelerator(cpu=True, mixed_precision='bf16')          # one per process (accelerate's state is a singleton)
+    ctx = {'fp32': nullcontext, 'bf16-flash': lambda: torch.autocast('cpu', dtype=torch.bfloat16),
+           'bf16-math': lambda: autocast(acc)}                    # what a trainer runs in bf16 on a CPU
+    loss_fn = sft_loss_fn(tok, encs, acc)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
 
     def run(mode, plan, k):
