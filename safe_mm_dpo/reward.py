@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from .core import ConfigError, UserError, cfg_field, get_logger, seed_everything, write_json
 from .data import SPLITS, chat_prompt, load_split, resolve_categories, response_categories
-from .training import ModelArgs, TrainArgs, autocast, load_weights, make_accelerator, save_model, start_run, train_loop
+from .training import ModelArgs, TrainArgs, load_weights, make_accelerator, save_model, start_run, train_loop
 from .models import Encoded, collate, encode, load_model, load_tokenizer
 
 # %% auto 0
@@ -247,8 +247,7 @@ def train_reward_model(cfg:RMConfig)->dict:
 
     def on_epoch_end(epoch):
         if not scored['val']: return {}
-        with autocast(acc): s0, s1 = score_records(acc.unwrap_model(model), tok, scored['val'], **kw)
-        m = judge_metrics(scored['val'], s0, s1, cfg.task)
+        m = judge_metrics(scored['val'], *score_records(acc.unwrap_model(model, keep_fp32_wrapper=False), tok, scored['val'], **kw), cfg.task)   # float32, as the saved judge scores
         if acc.is_main_process and m['pairwise_accuracy'] > best['val_accuracy']:
             best.update(val_accuracy=m['pairwise_accuracy'], epoch=epoch)
             save_model(model, tok, out, acc); write_json(out/'best.json', best)
@@ -259,7 +258,7 @@ def train_reward_model(cfg:RMConfig)->dict:
     res = train_loop(model, tok, cfg, len(pairs), rm_loss_fn(tok, pairs, encs, cfg.task, cfg.sign_weight, acc, cats), acc, out, ckpt,
                      on_epoch_end=on_epoch_end, extra_state=lambda: {'best': dict(best)}, desc=f'{cfg.task} judge',
                      lengths=[max(len(a.input_ids), len(b.input_ids)) for a, b in encs])   # a pair's two responses share a batch
-    model = acc.unwrap_model(model)
+    model = acc.unwrap_model(model, keep_fp32_wrapper=False)    # without the autocast wrapper of mixed precision
     if acc.is_main_process:
         if best['epoch'] == 0: save_model(model, tok, out)        # no validation split: keep the last weights
         else: load_weights(model, out)                              # evaluate the kept (best) weights
@@ -268,7 +267,7 @@ def train_reward_model(cfg:RMConfig)->dict:
         metrics['trained_on'] = cfg.train_split
         for s in SPLITS:
             if not scored[s]: continue
-            with autocast(acc): s0, s1 = score_records(model, tok, scored[s], head=None, **kw)
+            s0, s1 = score_records(model, tok, scored[s], head=None, **kw)      # float32: what plain transformers loading reproduces
             metrics[s] = judge_metrics(scored[s], s0[:, 0], s1[:, 0], cfg.task)
             if categories: metrics[s]['categories'] = category_metrics(scored[s], s0[:, 1:], s1[:, 1:], categories)
         if categories: metrics['heads'] = heads

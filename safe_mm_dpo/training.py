@@ -155,6 +155,10 @@ def make_accelerator(args:TrainArgs):
     if cpu and args.mixed_precision == 'fp16': raise ConfigError("config key 'mixed_precision': fp16 needs a GPU")
     mp = resolve_mixed_precision(args.mixed_precision, cpu)
     if args.mixed_precision == 'auto': get_logger().info(f"mixed_precision auto: {mp} on this {'CPU' if cpu else 'GPU'}")
+    from accelerate.state import AcceleratorState
+    # accelerate keeps one precision per process and refuses another; a notebook (or the pipeline) may run stages of
+    # different precisions one after another: forget the old one (the process group and device, PartialState, stay)
+    if AcceleratorState._shared_state.get('_mixed_precision', mp) != mp: AcceleratorState._reset_state()
     return Accelerator(cpu=cpu, mixed_precision=mp)
 
 def autocast(accelerator):
@@ -165,7 +169,7 @@ def autocast(accelerator):
     stack = ExitStack(); stack.enter_context(accelerator.autocast()); stack.enter_context(sdpa_kernel(SDPBackend.MATH))
     return stack
 
-# %% ../nbs/01b_training.ipynb 16
+# %% ../nbs/01b_training.ipynb 17
 def make_optimizer(model:torch.nn.Module, args:TrainArgs)->torch.optim.Optimizer:
     "AdamW on the trainable parameters; no weight decay on biases, norms and embeddings of size < 2 dims."
     decay, no_decay = [], []
@@ -183,7 +187,7 @@ def make_optimizer(model:torch.nn.Module, args:TrainArgs)->torch.optim.Optimizer
         except (RuntimeError, ValueError): pass                  # a torch build without it: the plain one
     return torch.optim.AdamW(groups, **kw)
 
-# %% ../nbs/01b_training.ipynb 18
+# %% ../nbs/01b_training.ipynb 19
 class MetricsLogger:
     "Write metrics to `metrics.jsonl` and TensorBoard (main process only); on resume, later lines are dropped."
     def __init__(self, output_dir:Path, logging_dir:str|None, enabled:bool=True, resume_step:int=0):
@@ -210,7 +214,7 @@ class MetricsLogger:
     def close(self):
         if self.tb: self.tb.flush(); self.tb.close()
 
-# %% ../nbs/01b_training.ipynb 20
+# %% ../nbs/01b_training.ipynb 21
 class NonFiniteError(UserError, RuntimeError):
     "A NaN or inf loss or gradient; the message names the step (the command line prints it without a traceback)."
 
@@ -298,7 +302,7 @@ def load_checkpoint(ckpt:Path, model, optimizer, scheduler, accelerator)->dict:
     st = read_json(ckpt/'state.json'); _set_rng_state(st['rng'])
     return st
 
-# %% ../nbs/01b_training.ipynb 22
+# %% ../nbs/01b_training.ipynb 23
 RUNTIME_KEYS = {'resume', 'overwrite', 'progress', 'logging_dir', 'log_every', 'save_every', 'keep_checkpoints', 'num_threads'}
 _STARTED = {'config.yaml', 'metrics.jsonl', 'checkpoints', 'tensorboard'}   # what a run writes before its first checkpoint
 
@@ -336,7 +340,7 @@ def start_run(cfg, out_dir:str|Path, accelerator=None)->tuple[Path, Path|None]:
     if accelerator is not None: accelerator.wait_for_everyone()
     return out, (latest_checkpoint(out) if resume else None)
 
-# %% ../nbs/01b_training.ipynb 24
+# %% ../nbs/01b_training.ipynb 25
 @dataclass
 class LoopResult:
     step: int                 # optimizer steps taken in total
