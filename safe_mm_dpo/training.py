@@ -162,8 +162,9 @@ def make_accelerator(args:TrainArgs):
     return Accelerator(cpu=cpu, mixed_precision=mp)
 
 def autocast(accelerator):
-    """The accelerator's autocast; on a CPU in bf16 with attention by the plain (math) kernel, because the CPU flash kernel's
-    bf16 backward is slower than the whole rest of the step (bench/RESULTS.md §2c)."""
+    """The accelerator's autocast; on a CPU in bf16 with attention by the plain (math) kernel, because at the tiny default
+    model the CPU flash kernel's bf16 backward is slower than all the step's matmuls (bench/RESULTS.md §2c; at
+    SmolLM2-135M the flash kernel was the faster one, same section)."""
     if accelerator.device.type != 'cpu' or accelerator.mixed_precision != 'bf16': return accelerator.autocast()
     from torch.nn.attention import sdpa_kernel, SDPBackend
     stack = ExitStack(); stack.enter_context(accelerator.autocast()); stack.enter_context(sdpa_kernel(SDPBackend.MATH))
