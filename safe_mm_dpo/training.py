@@ -385,15 +385,13 @@ def train_loop(model, tokenizer, args:TrainArgs, n_examples:int,
     model.train()
     bar = tqdm(total=total, initial=step, desc=desc, disable=not (args.progress and accelerator.is_main_process), dynamic_ncols=True)
     skipped, last, t_start, window_tokens, t_window = 0, {}, time.time(), 0, time.time()
-    group_lengths = lengths if getattr(args, 'group_by_length', False) else None
+    group_lengths = lengths if args.group_by_length else None
     order, order_epoch = None, -1
     while step < total:
         t_step = time.perf_counter()
-        epoch = step // steps_per_epoch
-        if epoch != order_epoch:                                # one order per epoch (grouping sorts the whole epoch)
-            order, order_epoch = epoch_order(n_examples, args.seed, epoch, group_lengths, args.batch_size), epoch
-        pos = step % steps_per_epoch
-        idx = order[pos * args.batch_size:(pos + 1) * args.batch_size]     # = step_indices(…, step, group_lengths)
+        epoch, pos = divmod(step, steps_per_epoch)           # step_indices(…, step, group_lengths), the epoch's order made once
+        if epoch != order_epoch: order, order_epoch = epoch_order(n_examples, args.seed, epoch, group_lengths, args.batch_size), epoch
+        idx = order[pos * args.batch_size:(pos + 1) * args.batch_size]
         micro = micro_batches(idx, args.grad_accum, rank, world)
         sums, tokens = {}, 0
         for a, mine in enumerate(micro):
