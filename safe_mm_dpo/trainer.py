@@ -22,11 +22,11 @@ from .loss import (LAMBDA_RULES, LOSSES, Channel, PrefBatch, call_loss, cost_ran
 
 # %% auto 0
 __all__ = ['METHODS', 'inf', 'CHANNELS', 'Method', 'register_method', 'DPOConfig', 'sequence_logps', 'Precomputed', 'precompute',
-           'category_chosen', 'preference_channels', 'reset_peak_memory', 'peak_memory_mb', 'generated_costs',
-           'generated_cost', 'distinct_prompts', 'harmful_prompts', 'category_prompts', 'category_unsafe_rates',
-           'final_constraint', 'PreferenceStep', 'RunContext', 'train_safe_mm_dpo', 'sacpo_stage1', 'merge_policies',
-           'p_sacpo', 'mocan_relabel_pairs', 'read_metrics', 'smooth_curve', 'plot_training', 'category_curves',
-           'plot_category_curves']
+           'check_safety_flags', 'category_chosen', 'preference_channels', 'reset_peak_memory', 'peak_memory_mb',
+           'generated_costs', 'generated_cost', 'distinct_prompts', 'harmful_prompts', 'category_prompts',
+           'category_unsafe_rates', 'final_constraint', 'PreferenceStep', 'RunContext', 'train_safe_mm_dpo',
+           'sacpo_stage1', 'merge_policies', 'p_sacpo', 'mocan_relabel_pairs', 'read_metrics', 'smooth_curve',
+           'plot_training', 'category_curves', 'plot_category_curves']
 
 # %% ../nbs/05_trainer.ipynb 6
 @dataclass
@@ -39,6 +39,7 @@ class Method:
     start: Optional[Callable] = None                     # (cfg, log) → the policy to start from and use as reference (SACPO's stage 1)
     relabel: Optional[Callable] = None                   # (cfg, records, channels, pre, accelerator, log) → channels, labels changed (MoCAN)
     run: Optional[Callable] = None                       # (cfg) → summary, instead of one training run (P-SACPO's merge)
+    needs_safety_flags: bool = False                     # its loss reads both responses' safety flags (BFPO, SafeDPO)
 
     def option_defaults(self)->dict:
         "The method's own options and their defaults: its loss's parameters beyond the shared β, w, k, β_min, and its `args`."
@@ -46,10 +47,11 @@ class Method:
 
 METHODS:dict[str, Method] = {}
 
-def register_method(name:str, loss:str, doc:str, *, args:dict|None=None, start=None, relabel=None, run=None, **defaults)->Method:
+def register_method(name:str, loss:str, doc:str, *, args:dict|None=None, start=None, relabel=None, run=None,
+                    needs_safety_flags:bool=False, **defaults)->Method:
     "Register `name` for `--method`: a loss from `loss.LOSSES`, the config values it sets (`defaults`), and optional hooks."
     if loss not in LOSSES: raise ValueError(f'method {name!r}: unknown loss {loss!r}; registered: {", ".join(LOSSES)}')
-    METHODS[name] = Method(loss, doc, defaults, dict(args or {}), start, relabel, run)
+    METHODS[name] = Method(loss, doc, defaults, dict(args or {}), start, relabel, run, needs_safety_flags)
     return METHODS[name]
 
 inf = math.inf
@@ -244,6 +246,15 @@ CHANNELS = {
 
 def _flag(v)->int: return -1 if v is None else int(bool(v))
 
+def check_safety_flags(records:list[dict], method:str, source:str)->int:
+    "How many helpful pairs of `records` have both responses' safety flags; a `UserError` naming `source` when none has."
+    n = sum(r.get(CHANNELS['helpful'][0]) is not None and r.get('is_response_0_safe') is not None
+            and r.get('is_response_1_safe') is not None for r in records)
+    if not n: raise UserError(f'method {method!r} learns from helpful pairs whose two responses both carry a safety flag '
+                              f'(is_response_0_safe, is_response_1_safe), and none of the {len(records)} training records in {source} has '
+                              'them (hh-rlhf has no safety labels; PKU-SafeRLHF and SafetyWorld have)')
+    return n
+
 def category_chosen(records:list[dict], category:str)->torch.Tensor:
     "Per record, the response that falls outside `category` where exactly one falls inside it; -1 where both or neither do, or no labels."
     def pick(r):
@@ -432,6 +443,9 @@ def train_safe_mm_dpo(cfg:DPOConfig)->dict:
     if method.start: ctx.start = method.start(cfg, ctx)                      # SACPO: stage 1 first, its policy is π_ref
     train = load_split(cfg.data_dir, 'train')
     if cfg.max_train_examples: train = train[:cfg.max_train_examples]
+    if method.needs_safety_flags:             # before any model is loaded: the loss would train on nothing
+        n = check_safety_flags(train, cfg.method, f'{cfg.data_dir}/train')
+        log.info(f'{cfg.method}: {n} of {len(train)} training records are helpful pairs with both safety flags (the rest add no loss)')
     val = load_split(cfg.data_dir, 'val')
     # π_ref is the policy we start from. A new LoRA adapter on a plain model starts as that model, so the reference is
     # the base with the adapter switched off: precomputed once from the base like any reference (default), or, with
@@ -557,8 +571,10 @@ def train_safe_mm_dpo(cfg:DPOConfig)->dict:
 
 
 # %% ../nbs/05_trainer.ipynb 20
-register_method('bfpo', 'bfpo', "BFPO: BFPO's squared loss on helpful pairs, targets set by both responses' safety (04_loss §7)")
-register_method('safedpo', 'safedpo', 'SafeDPO (no public code; uncertain): DPO on safety-transformed helpful pairs with margin Δ (04_loss §7)')
+register_method('bfpo', 'bfpo', "BFPO: BFPO's squared loss on helpful pairs, targets set by both responses' safety (04_loss §7)",
+                needs_safety_flags=True)
+register_method('safedpo', 'safedpo', 'SafeDPO (no public code; uncertain): DPO on safety-transformed helpful pairs with margin Δ (04_loss §7)',
+                needs_safety_flags=True)
 
 def _finished_run(path:Path, cfg)->bool:
     "A finished training run of `cfg` in `path` (its model and summary written, same config)."
@@ -666,7 +682,7 @@ register_method('mocan', 'safe_mm_dpo', 'MoCAN: λ* from the offline dual on ref
                 w=0.0, lambda_init=0.0, lambda_lr=0.0)
 
 
-# %% ../nbs/05_trainer.ipynb 22
+# %% ../nbs/05_trainer.ipynb 24
 def read_metrics(run_dir:str|Path)->list[dict]:
     "The rows of a run's `metrics.jsonl`."
     return [json.loads(l) for l in open(Path(run_dir)/'metrics.jsonl') if l.strip()]
