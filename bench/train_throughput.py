@@ -135,9 +135,11 @@ def run_trl(method, sft, records, steps, warmup, batch, threads, lr, out, gc, lo
     from safe_mm_dpo.data import chat_prompt
     from safe_mm_dpo.models import load_model, load_tokenizer
     tok, model = load_tokenizer(sft), load_model(sft, args=lora_args(lora_r))
-    ds = datasets.Dataset.from_list([{'prompt': chat_prompt(r),
-                                      'chosen': [{'role': 'assistant', 'content': r[f"response_{r['better_response_id']}"]}],
-                                      'rejected': [{'role': 'assistant', 'content': r[f"response_{1 - r['better_response_id']}"]}]} for r in records])
+    def row(r):   # conversational where the prompt is a chat (hh-rlhf), plain text where it is one string (SafetyWorld): as our encoder reads it
+        p, w = chat_prompt(r), r['better_response_id']
+        say = (lambda t: [{'role': 'assistant', 'content': t}]) if isinstance(p, list) else (lambda t: t)
+        return {'prompt': p, 'chosen': say(r[f'response_{w}']), 'rejected': say(r[f'response_{1 - w}'])}
+    ds = datasets.Dataset.from_list([row(r) for r in records])
     args = trl.DPOConfig(output_dir=str(out / 'trl'), beta=0.1, loss_type=['sigmoid'], precompute_ref_log_probs=(method == 'trl_precompute'),
                          per_device_train_batch_size=batch, gradient_accumulation_steps=1, learning_rate=lr, lr_scheduler_type='constant',
                          max_steps=steps + warmup, max_length=max_length, bf16=False, use_cpu=True, report_to=[], logging_steps=10**6,
