@@ -135,10 +135,11 @@ def run_trl(method, sft, records, steps, warmup, batch, threads, lr, out, gc, lo
     from safe_mm_dpo.data import chat_prompt
     from safe_mm_dpo.models import load_model, load_tokenizer
     tok, model = load_tokenizer(sft), load_model(sft, args=lora_args(lora_r))
-    def row(r):   # conversational where the prompt is a chat (hh-rlhf), plain text where it is one string (SafetyWorld): as our encoder reads it
+    def row(r):   # always a chat, as our encoder reads every prompt (the chat template of the tokenizer, tiny or SmolLM2)
         p, w = chat_prompt(r), r['better_response_id']
-        say = (lambda t: [{'role': 'assistant', 'content': t}]) if isinstance(p, list) else (lambda t: t)
-        return {'prompt': p, 'chosen': say(r[f'response_{w}']), 'rejected': say(r[f'response_{1 - w}'])}
+        say = lambda t: [{'role': 'assistant', 'content': t}]
+        return {'prompt': p if isinstance(p, list) else [{'role': 'user', 'content': p}], 'chosen': say(r[f'response_{w}']),
+                'rejected': say(r[f'response_{1 - w}'])}
     ds = datasets.Dataset.from_list([row(r) for r in records])
     args = trl.DPOConfig(output_dir=str(out / 'trl'), beta=0.1, loss_type=['sigmoid'], precompute_ref_log_probs=(method == 'trl_precompute'),
                          per_device_train_batch_size=batch, gradient_accumulation_steps=1, learning_rate=lr, lr_scheduler_type='constant',

@@ -250,6 +250,7 @@ def backbone_and_head(model):
     if type(head) is not torch.nn.Linear or backbone is None: return None             # an adapter or a quantised head: the full path
     return backbone, head
 
+def _wide(dt:torch.dtype)->torch.dtype: return torch.float32 if dt in (torch.float16, torch.bfloat16) else dt
 def _lowp(t:torch.Tensor)->torch.Tensor: return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 class HeadLogps(torch.autograd.Function):
@@ -266,7 +267,7 @@ class HeadLogps(torch.autograd.Function):
             logits = _lowp(F.linear(h[i:i + per], weight, bias))
             lse.append(logits.logsumexp(-1))
             out.append(logits.gather(-1, y[i:i + per, None]).squeeze(-1) - lse[-1])
-        lse = torch.cat(lse) if lse else h.new_zeros(0, dtype=torch.float32)
+        lse = torch.cat(lse) if lse else h.new_zeros(0, dtype=_wide(h.dtype))
         ctx.per = per
         ctx.save_for_backward(h, weight, bias, y, lse)
         return torch.cat(out) if out else lse.clone()
@@ -276,13 +277,14 @@ class HeadLogps(torch.autograd.Function):
         h, weight, bias, y, lse = ctx.saved_tensors
         need_h, need_w, need_b = ctx.needs_input_grad[:3]
         gh = torch.zeros_like(h) if need_h else None
-        gw = torch.zeros(weight.shape, dtype=_lowp(weight).dtype, device=weight.device) if need_w else None
-        gb = torch.zeros(bias.shape, dtype=_lowp(bias).dtype, device=bias.device) if need_b else None
+        gw = torch.zeros(weight.shape, dtype=_wide(weight.dtype), device=weight.device) if need_w else None
+        gb = torch.zeros(bias.shape, dtype=_wide(bias.dtype), device=bias.device) if need_b else None
         with torch.autocast(h.device.type, dtype=ctx.amp[1], enabled=ctx.amp[0]):
             for i in range(0, len(y), ctx.per):
                 hc, gc, yc = h[i:i + ctx.per], g[i:i + ctx.per].to(lse.dtype), y[i:i + ctx.per]
                 d = _lowp(F.linear(hc, weight, bias)).sub_(lse[i:i + ctx.per, None]).exp_().mul_(-gc[:, None])   # −g·softmax
                 d.scatter_add_(1, yc[:, None], gc[:, None])                                                       # + g at y
+                if not ctx.amp[0]: d = d.to(weight.dtype)        # bf16 / fp16 weights without autocast: their own precision
                 if need_h: gh[i:i + ctx.per] = d @ weight
                 if need_w: gw += d.t() @ hc
                 if need_b: gb += d.sum(0)

@@ -443,9 +443,9 @@ def train_safe_mm_dpo(cfg:DPOConfig)->dict:
     if method.start: ctx.start = method.start(cfg, ctx)                      # SACPO: stage 1 first, its policy is π_ref
     train = load_split(cfg.data_dir, 'train')
     if cfg.max_train_examples: train = train[:cfg.max_train_examples]
-    if method.needs_safety_flags:             # before any model is loaded: the loss would train on nothing
+    if method.needs_safety_flags:             # before any model is loaded: without flags BFPO trains on nothing, SafeDPO is plain DPO
         n = check_safety_flags(train, cfg.method, f'{cfg.data_dir}/train')
-        log.info(f'{cfg.method}: {n} of {len(train)} training records are helpful pairs with both safety flags (the rest add no loss)')
+        log.info(f'{cfg.method}: {n} of {len(train)} training records are helpful pairs with both safety flags')
     val = load_split(cfg.data_dir, 'val')
     # π_ref is the policy we start from. A new LoRA adapter on a plain model starts as that model, so the reference is
     # the base with the adapter switched off: precomputed once from the base like any reference (default), or, with

@@ -92,6 +92,8 @@ def test_readme_real_path_tables_are_the_committed_reports():
     if not shown: pytest.skip('the README shows no real-path report')
     for run in shown:
         lines = (root / 'nbs' / 'results' / run / 'report.md').read_text().splitlines()
-        start = next(i for i, l in enumerate(lines) if l.startswith('| model |'))
-        table = '\n'.join(lines[start:start + next(j for j, l in enumerate(lines[start:]) if not l.startswith('|'))])
+        start = next((i for i, l in enumerate(lines) if l.startswith('| model |')), None)
+        assert start is not None, f'nbs/results/{run}/report.md has no metrics table'
+        end = next((j for j in range(start, len(lines)) if not lines[j].startswith('|')), len(lines))
+        table = '\n'.join(lines[start:end])
         assert table in readme, f'the README table of {run} is not the one nbs/results/{run}/report.md holds'
