@@ -12,6 +12,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def seconds(wall: str) -> float:
+    "Seconds of a `time -v` wall clock, h:mm:ss or m:ss."
+    return sum(float(x) * 60 ** i for i, x in enumerate(reversed(wall.split(':'))))
+
+
 def one_run() -> dict:
     with tempfile.TemporaryDirectory() as d:
         out = Path(d) / 'main'
@@ -21,13 +26,11 @@ def one_run() -> dict:
         wall = re.search(r'Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)', r.stderr).group(1)
         rss = int(re.search(r'Maximum resident set size \(kbytes\): (\d+)', r.stderr).group(1))
         stages = json.loads((out / 'report' / 'timings.json').read_text())
-    parts = [float(x) for x in wall.split(':')]
-    seconds = sum(x * 60 ** i for i, x in enumerate(reversed(parts)))
     commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     dirty = bool(subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no', '--', 'safe_mm_dpo'], cwd=ROOT,
                                 capture_output=True, text=True).stdout.strip())
     return {'commit': commit + ('+uncommitted' if dirty else ''), 'date': str(datetime.date.today()), 'wall_clock': wall,
-            'wall_seconds': seconds, 'max_rss_kbytes': rss, 'stages': stages}
+            'wall_seconds': seconds(wall), 'max_rss_kbytes': rss, 'stages': stages}
 
 
 def main():
@@ -41,7 +44,7 @@ def main():
         data['runs'].append(row)
         path.write_text(json.dumps(data, indent=1) + '\n')
         print(f"run {i + 1}: {row['wall_clock']} wall, peak RSS {row['max_rss_kbytes'] / 2**20:.2f} GB, commit {row['commit']}", flush=True)
-    walls = [r.get('wall_seconds') or sum(float(x) * 60 ** k for k, x in enumerate(reversed(r['wall_clock'].split(':')))) for r in data['runs']]
+    walls = [seconds(r['wall_clock']) for r in data['runs']]
     print(f"{len(walls)} runs in {path.name}: {sum(w <= 300 for w in walls)} within 5 minutes; "
           f"wall {min(walls):.1f}–{max(walls):.1f} s (median {sorted(walls)[len(walls) // 2]:.1f} s)")
 

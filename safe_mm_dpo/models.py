@@ -251,7 +251,7 @@ def backbone_and_head(model):
     return backbone, head
 
 def _wide(dt:torch.dtype)->torch.dtype: return torch.float32 if dt in (torch.float16, torch.bfloat16) else dt
-def _lowp(t:torch.Tensor)->torch.Tensor: return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+def _lowp(t:torch.Tensor)->torch.Tensor: return t.to(_wide(t.dtype))   # half-precision logits in float32, others as they are
 
 class HeadLogps(torch.autograd.Function):
     """log π(y) = logit(y) − logsumexp(logits) of hidden states `h` (N,H) through a linear LM head (`weight` (V,H),
