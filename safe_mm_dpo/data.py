@@ -12,7 +12,7 @@ from typing import Any, Iterator, Literal, Optional, Union
 
 from .core import (ConfigError, UserError, cfg_field, load_config, save_config, write_json, write_jsonl,
                               read_jsonl, prepare_output_dir, get_logger, RECORD_FIELDS, BEAVERTAILS_CATEGORIES, record_id)
-from .safetyworld import generate_safetyworld
+from .safetyworld import generate_safetyworld, HARM_REQUESTS
 
 # %% auto 0
 __all__ = ['PKU_V1_FIELDS', 'BEAVERTAILS_FIELDS', 'HH_FIELDS', 'FILE_TYPES', 'HH_PREFERENCES', 'PKU_CATEGORIES',
@@ -502,12 +502,15 @@ class PrepareDataConfig:
     hh_preference: Literal['auto', 'harmless', 'helpful'] = cfg_field('auto', "hh-rlhf rows: the preference they label; 'auto' reads it from each source's name (harmless-base / helpful-base)")
     max_records: Optional[int] = cfg_field(None, 'keep only the first N records (after de-duplication)')
     safetyworld_size: int = cfg_field(3000, 'SafetyWorld: number of records to generate')
+    safetyworld_requests: int = cfg_field(5, 'SafetyWorld: harmful requests per category, 2–20 (more: more unseen harmful subjects in val and test; 5: the set of the committed main-job results)')
     label_noise: float = cfg_field(0.15, 'SafetyWorld: probability that each preference label is flipped')
 
     def __post_init__(self):
         check_ratios(self.train_ratio, self.val_ratio, self.test_ratio)
         if not 0 <= self.label_noise <= 0.5: raise ConfigError(f"config key 'label_noise' must be in [0, 0.5], got {self.label_noise}")
         if self.safetyworld_size < 1: raise ConfigError("config key 'safetyworld_size' must be >= 1")
+        if not 2 <= self.safetyworld_requests <= HARM_REQUESTS:
+            raise ConfigError(f"config key 'safetyworld_requests' must be in [2, {HARM_REQUESTS}], got {self.safetyworld_requests}")
         if self.max_records is not None and self.max_records < 1: raise ConfigError("config key 'max_records' must be >= 1")
 
 # %% ../nbs/01_data.ipynb 40
@@ -526,7 +529,8 @@ def prepare_data(cfg:PrepareDataConfig, verbose:bool=True)->dict:
     srcs = input_sources(cfg.input)
     records, rep = load_records(srcs, skip_invalid=cfg.skip_invalid, split=cfg.split, config=cfg.hub_config,
                                 hh_preference=cfg.hh_preference,
-                                **({'n_records': cfg.safetyworld_size, 'seed': cfg.seed, 'label_noise': cfg.label_noise}
+                                **({'n_records': cfg.safetyworld_size, 'seed': cfg.seed, 'label_noise': cfg.label_noise,
+                                     'harm_requests': cfg.safetyworld_requests}
                                    if 'safetyworld' in srcs else {}))
     if not records: raise DataError(f"{','.join(srcs)}: no valid records ({rep.rows_read} rows read, {len(rep.skipped)} skipped)")
     records, n_dup = dedupe(records)

@@ -315,6 +315,7 @@ def test_all_rows_invalid_is_an_error(tmp_path, capsys):
     (['--val_ratio', 'lots'], "config key 'val_ratio' expects float"),
     (['--colour', 'red'], "unknown config key 'colour'"),
     (['--label_noise', '0.9'], "'label_noise' must be in [0, 0.5]"),
+    (['--safetyworld_requests', '21'], "'safetyworld_requests' must be in [2, 20]"),
 ])
 def test_bad_options(args, msg, tmp_path, capsys):
     assert main(['prepare-data', '--output_dir', str(tmp_path / 'o')] + args) == 2
@@ -350,13 +351,18 @@ def test_console_script_runs(tmp_path):
     assert 'records out: ' in r.stdout
 
 
-def test_safetyworld_test_subjects_are_unseen(tmp_path):
+@pytest.mark.parametrize('requests', [5, 20])
+def test_safetyworld_test_subjects_are_unseen(tmp_path, requests):
     "No subject of a SafetyWorld test prompt (its task and subject, whatever the wording) is in train or val."
     from safe_mm_dpo.data import PrepareDataConfig, load_split, prepare_data
     from safe_mm_dpo.safetyworld import lookup_task
-    prepare_data(load_config(PrepareDataConfig, output_dir=str(tmp_path / 'd'), train_ratio=0.7, val_ratio=0.1, test_ratio=0.2), verbose=False)
+    prepare_data(load_config(PrepareDataConfig, output_dir=str(tmp_path / 'd'), train_ratio=0.7, val_ratio=0.1, test_ratio=0.2,
+                             safetyworld_requests=requests), verbose=False)
     subj = lambda split: {(lookup_task(r['prompt']).task, lookup_task(r['prompt']).subject) for r in load_split(tmp_path / 'd', split)}
     train, val, test = subj('train'), subj('val'), subj('test')
     assert test and not (test & train) and not (test & val) and not (val & train)
     n_test_prompts = len({r['prompt'] for r in load_split(tmp_path / 'd', 'test')})
     assert n_test_prompts >= 100, n_test_prompts
+    if requests == 20:      # the comparison's data: many more unseen harmful subjects than the default's dozen
+        harmful = {r['item'] for r in load_split(tmp_path / 'd', 'test') if r['prompt_kind'] == 'harmful'}
+        assert len(harmful) >= 40, len(harmful)
