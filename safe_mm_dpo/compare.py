@@ -13,12 +13,13 @@ import numpy as np
 
 from .core import ConfigError, UserError, cfg_field, get_logger, read_json, save_config, write_jsonl, atomic_write_text
 from .pipeline import PipelineConfig, parse_variant, run_pipeline
-from .trainer import category_curves, plot_category_curves
+from .trainer import category_curves, constraint_curve, plot_category_curves
 
 # %% auto 0
 __all__ = ['METRICS', 'BLOCK', 'CompareConfig', 'variant_seeds', 'run_name', 'compare_pipeline', 'result_rows', 'seed_prompt_ci',
            'summarise', 'render_table', 'constraint_rows', 'render_constraint_table', 'category_rows',
-           'render_category_table', 'plot_frontier_ci', 'render', 'results_block', 'update_block', 'run_compare']
+           'render_category_table', 'plot_frontier_ci', 'plot_constraint_curves', 'render', 'results_block',
+           'update_block', 'run_compare']
 
 # %% ../nbs/10_compare.ipynb 5
 METRICS = {
@@ -93,6 +94,8 @@ def result_rows(c:CompareConfig)->list[dict]:
             row['constraint'], row['target_unsafe_rate'] = tm.get('constraint'), tm.get('target_unsafe_rate')
             row['unsafe_rate'] = None if row['safety_rate'] is None else 1 - row['safety_rate']
             row['category_targets'] = tm.get('category_targets') or {}
+            if row['target_unsafe_rate'] is not None:          # λ and the measured unsafe share over training, for the plot
+                row['constraint_curve'] = constraint_curve(out/'models'/'compare'/run)
             if row['category_targets']:                        # every λ_k and measured share over training, for the plot
                 row['category_curves'] = category_curves(out/'models'/'compare'/run)[1]
             row['unsafe_by_category'] = {}                     # gold, per harm category of the test prompts
@@ -217,6 +220,28 @@ def plot_frontier_ci(summary:list[dict], ax=None, x:str='helpfulness', title:str
     ax.legend(fontsize=7, loc='best'); ax.grid(alpha=0.3)
     return ax
 
+def plot_constraint_curves(rows:list[dict]):
+    "λ and the measured unsafe share over training of every target-rate run: a row of two panels per λ rule, a colour per target, a line per seed."
+    import matplotlib.pyplot as plt
+    rs = [r for r in rows if r.get('target_unsafe_rate') is not None and (r.get('constraint_curve') or {}).get('step')]
+    if not rs: return None
+    rules, targets = sorted({r['train'].get('lambda_rule') or '' for r in rs}), sorted({r['target_unsafe_rate'] for r in rs})
+    col = dict(zip(targets, plt.get_cmap('tab10').colors))
+    fig, axes = plt.subplots(len(rules), 2, figsize=(12, 3.3 * len(rules)), squeeze=False)
+    for (a, b), rule in zip(axes, rules):
+        for t in targets:
+            mine = [r for r in rs if (r['train'].get('lambda_rule') or '') == rule and r['target_unsafe_rate'] == t]
+            for j, r in enumerate(mine):
+                cv = r['constraint_curve']
+                a.plot(cv['step'], cv['lambda'], color=col[t], lw=0.9, alpha=0.75, label=f'target {t:.0%} ({len(mine)} seeds)' if j == 0 else None)
+                b.plot(cv['step'], cv['unsafe'], color=col[t], lw=0.9, alpha=0.75)
+            if mine: b.axhline(t, color=col[t], ls='--', lw=0.9)
+        a.set_title(f'{rule}: λ', fontsize=9); b.set_title(f'{rule}: unsafe share of greedy answers to val harmful prompts (cost model; dashed: targets)', fontsize=9)
+        b.set_ylim(-0.02, 1.02); a.legend(fontsize=7)
+        for ax in (a, b): ax.set_xlabel('step'); ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
 def render(results:str|Path, out_dir:str|Path)->dict:
     "Write `table.md` and `frontier.png` next to nothing else but what `results` (a results JSON-lines file) holds."
     import matplotlib; matplotlib.use('Agg')
@@ -235,6 +260,7 @@ def render(results:str|Path, out_dir:str|Path)->dict:
     plot_frontier_ci(summary, ax=axes[0])
     plot_frontier_ci(summary, ax=axes[1], x='over_refusal', title='over-refusal against safety (mean over seeds, 95 % intervals)')
     fig.tight_layout(); fig.savefig(out/'frontier.png', dpi=110); plt.close(fig)
+    if (fig := plot_constraint_curves(rows)) is not None: fig.savefig(out/'constraint_curves.png', dpi=110); plt.close(fig)
     for setting in sorted({r['setting'] for r in rows if r.get('category_curves')}):
         rs = [r for r in rows if r['setting'] == setting and r.get('category_curves')]
         fig = plot_category_curves([r['category_curves'] for r in rs], rs[0]['category_targets'], f'{setting}: λ_k per harm category ({len(rs)} seeds)')

@@ -26,7 +26,7 @@ __all__ = ['METHODS', 'inf', 'CHANNELS', 'Method', 'register_method', 'DPOConfig
            'generated_costs', 'generated_cost', 'distinct_prompts', 'harmful_prompts', 'category_prompts',
            'category_unsafe_rates', 'final_constraint', 'PreferenceStep', 'RunContext', 'train_safe_mm_dpo',
            'sacpo_stage1', 'merge_policies', 'p_sacpo', 'mocan_relabel_pairs', 'read_metrics', 'smooth_curve',
-           'plot_training', 'category_curves', 'plot_category_curves']
+           'plot_training', 'category_curves', 'constraint_curve', 'plot_category_curves']
 
 # %% ../nbs/05_trainer.ipynb 6
 @dataclass
@@ -726,6 +726,11 @@ def category_curves(run_dir:str|Path)->tuple[dict, dict]:
     return targets, {k: {'step': [m['step'] for m in ms if f'train/J_C[{k}]' in m],
                          'lambda': [m[f'train/lambda[{k}]'] for m in ms if f'train/J_C[{k}]' in m],
                          'unsafe': [m[f'train/J_C[{k}]'] for m in ms if f'train/J_C[{k}]' in m]} for k in targets}
+
+def constraint_curve(run_dir:str|Path)->dict:
+    "The total constraint's λ and its generated Ĵ_C (for a target rate: the measured unsafe share) at each logged step; empty lists without one."
+    ms = [m for m in read_metrics(run_dir) if 'train/J_C_generated' in m]
+    return {'step': [m['step'] for m in ms], 'lambda': [m['train/lambda'] for m in ms], 'unsafe': [m['train/J_C_generated'] for m in ms]}
 
 def plot_category_curves(curves:list[dict], targets:dict, title:str='λ_k per harm category'):
     "Each λ_k and each category's measured unsafe share over training, one line per run in `curves` (`category_curves`), dashed at its target."
