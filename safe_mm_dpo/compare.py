@@ -282,9 +282,14 @@ def results_block(results:str|Path, image:str, command:str)->str:
              'where d is a target unsafe rate, how many seeds land within 5 points of it.', '', ctable] if ctable else []
     cat = render_category_table(category_rows(rows))
     catpart = ['', '**Per harm category** (settings with category targets; gold, unseen test prompts):', '', cat] if cat else []
-    return '\n'.join([BLOCK[0], render_table(res), *cpart, *catpart, '', f'![frontier with intervals]({image})', '',
+    curves = [f'![λ and the measured unsafe share over training]({Path(image).parent.as_posix()}/constraint_curves.png)', '']  \
+        if any((r.get('constraint_curve') or {}).get('step') for r in rows) else []
+    n_harm, n_ben = ({len(r[f'{m}_outcomes']) for r in rows} for m in ('safety_rate', 'helpfulness'))
+    prompts = (f'{n_harm.pop()} harmful and {n_ben.pop()} benign test prompts, every subject unseen in training' if len(n_harm) == len(n_ben) == 1
+               else f'{min(n_harm)}–{max(n_harm)} harmful and {min(n_ben)}–{max(n_ben)} benign test prompts')
+    return '\n'.join([BLOCK[0], render_table(res), *cpart, *catpart, '', f'![frontier with intervals]({image})', '', *curves,
         f"Rendered from `{Path(results).as_posix()}` ({len(rows)} runs: the settings at policy seeds {seeds} as the seeds column says, one SFT model and one pair "
-        f"of judges, seed 0; code {', '.join(commits)}) by `{command}`. Brackets: 95 % intervals, bootstrap over seeds and, "
+        f"of judges, seed 0; code {', '.join(commits)}; {prompts}) by `{command}`. Brackets: 95 % intervals, bootstrap over seeds and, "
         f"within each, over the test prompts. Training and evaluation took {minutes:.0f} minutes of compute in all (sum of the "
         'stages, 2 CPU cores); timings and, through float rounding, the rates move with the machine, the thread count and '
         'the BLAS library, by amounts the seed intervals bound only for run-to-run noise.', BLOCK[1]])

@@ -343,7 +343,7 @@ def record_id(r:dict)->str:
     return hashlib.sha1(key.encode('utf-8')).hexdigest()[:16]
 
 def code_version()->dict:
-    "The package version and, in a git checkout, the commit and whether the package's sources have uncommitted changes."
+    "The package version and, in a git checkout, the commit and whether the sources (package, notebooks) have uncommitted changes."
     import importlib.metadata as md, subprocess
     root = Path(__file__).resolve().parent.parent if '__file__' in globals() else Path.cwd()
     try: v = {'package_version': md.version('safe_mm_dpo')}
@@ -351,6 +351,7 @@ def code_version()->dict:
     try:
         git = lambda *a: subprocess.run(['git', '-C', str(root), *a], capture_output=True, text=True, timeout=10, check=True).stdout.strip()
         v['commit'] = git('rev-parse', 'HEAD')
-        v['dirty'] = bool(git('status', '--porcelain', '--untracked-files=no', '--', 'safe_mm_dpo', 'nbs'))
+        # the code only: results a run writes under nbs/results (committed renders among them) do not make the code dirty
+        v['dirty'] = bool(git('status', '--porcelain', '--untracked-files=no', '--', 'safe_mm_dpo', ':(glob)nbs/*.ipynb'))
     except (OSError, subprocess.SubprocessError): pass
     return v

@@ -57,6 +57,7 @@ def test_results_block_is_rendered_from_the_file_into_docs(tmp_path):
     text = md.read_text()
     assert text.startswith('intro\n') and text.endswith('\noutro\n') and 'old table' not in text
     assert '| dpo_helpful | dpo | 3 | 75.0% [' in text and 'seeds [0, 1, 2]' in text and 'took 4 minutes' in text
+    assert '4 harmful and 4 benign test prompts' in text and 'constraint_curves.png' not in text   # no target-rate run
     nb = tmp_path / 'doc.ipynb'
     nb.write_text(json.dumps({'cells': [{'cell_type': 'markdown', 'metadata': {}, 'source': [f'{BLOCK[0]}\n', 'x\n', BLOCK[1]]}],
                               'metadata': {}, 'nbformat': 4, 'nbformat_minor': 5}))

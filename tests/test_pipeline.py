@@ -163,3 +163,20 @@ def test_pipeline_under_several_processes_says_how_to_launch_stages(tmp_path, mo
     monkeypatch.setenv('WORLD_SIZE', '2')
     assert main(['pipeline', '--output_dir', str(tmp_path / 'p')] + SMALL) == 1
     assert 'accelerate launch' in capsys.readouterr().err and not (tmp_path / 'p').exists()
+
+
+def test_code_version_is_dirty_for_code_changes_only(tmp_path):
+    "A changed module or notebook makes the recorded code dirty; results a run writes under nbs/results do not."
+    import importlib.util, shutil, subprocess
+    (tmp_path / 'safe_mm_dpo').mkdir(); (tmp_path / 'nbs' / 'results').mkdir(parents=True)
+    shutil.copy(ROOT / 'safe_mm_dpo' / 'core.py', tmp_path / 'safe_mm_dpo' / 'core.py')
+    (tmp_path / 'nbs' / '00_core.ipynb').write_text('{}'); (tmp_path / 'nbs' / 'results' / 'table.md').write_text('old')
+    git = lambda *a: subprocess.run(['git', '-C', str(tmp_path), *a], check=True, capture_output=True)
+    git('init', '-q'); git('add', '-A'); git('-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-qm', 'c')
+    spec = importlib.util.spec_from_file_location('core_copy', tmp_path / 'safe_mm_dpo' / 'core.py')
+    core = importlib.util.module_from_spec(spec); spec.loader.exec_module(core)
+    assert core.code_version()['dirty'] is False
+    (tmp_path / 'nbs' / 'results' / 'table.md').unlink()                 # a comparison replacing its committed results
+    assert core.code_version()['dirty'] is False
+    (tmp_path / 'nbs' / '00_core.ipynb').write_text('{"cells": []}')
+    assert core.code_version()['dirty'] is True
