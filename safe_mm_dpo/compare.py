@@ -236,7 +236,7 @@ def plot_constraint_curves(rows:list[dict]):
                 a.plot(cv['step'], cv['lambda'], color=col[t], lw=0.9, alpha=0.75, label=f'target {t:.0%} ({len(mine)} seeds)' if j == 0 else None)
                 b.plot(cv['step'], cv['unsafe'], color=col[t], lw=0.9, alpha=0.75)
             if mine: b.axhline(t, color=col[t], ls='--', lw=0.9)
-        a.set_title(f'{rule}: λ', fontsize=9); b.set_title(f'{rule}: unsafe share of greedy answers to val harmful prompts (cost model; dashed: targets)', fontsize=9)
+        a.set_title(f'{rule}: λ', fontsize=9); b.set_title(f'{rule}: unsafe share of greedy answers (cost model, val; dashed: targets)', fontsize=9)
         b.set_ylim(-0.02, 1.02); a.legend(fontsize=7)
         for ax in (a, b): ax.set_xlabel('step'); ax.grid(alpha=0.3)
     fig.tight_layout()
