@@ -226,7 +226,7 @@ def plot_constraint_curves(rows:list[dict]):
     rs = [r for r in rows if r.get('target_unsafe_rate') is not None and (r.get('constraint_curve') or {}).get('step')]
     if not rs: return None
     rules, targets = sorted({r['train'].get('lambda_rule') or '' for r in rs}), sorted({r['target_unsafe_rate'] for r in rs})
-    col = dict(zip(targets, plt.get_cmap('tab10').colors))
+    col = dict(zip(targets, plt.get_cmap('tab10').colors * (len(targets) // 10 + 1)))
     fig, axes = plt.subplots(len(rules), 2, figsize=(12, 3.3 * len(rules)), squeeze=False)
     for (a, b), rule in zip(axes, rules):
         for t in targets:
@@ -236,7 +236,7 @@ def plot_constraint_curves(rows:list[dict]):
                 a.plot(cv['step'], cv['lambda'], color=col[t], lw=0.9, alpha=0.75, label=f'target {t:.0%} ({len(mine)} seeds)' if j == 0 else None)
                 b.plot(cv['step'], cv['unsafe'], color=col[t], lw=0.9, alpha=0.75)
             if mine: b.axhline(t, color=col[t], ls='--', lw=0.9)
-        a.set_title(f'{rule}: λ', fontsize=9); b.set_title(f'{rule}: unsafe share of greedy answers (cost model, val; dashed: targets)', fontsize=9)
+        a.set_title(f'{rule}: λ', fontsize=9); b.set_title(f'{rule}: unsafe share of greedy answers (cost model, jc_split; dashed: targets)', fontsize=9)
         b.set_ylim(-0.02, 1.02); a.legend(fontsize=7)
         for ax in (a, b): ax.set_xlabel('step'); ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -285,7 +285,7 @@ def results_block(results:str|Path, image:str, command:str)->str:
     curves = [f'![λ and the measured unsafe share over training]({Path(image).parent.as_posix()}/constraint_curves.png)', '']  \
         if any((r.get('constraint_curve') or {}).get('step') for r in rows) else []
     n_harm, n_ben = ({len(r[f'{m}_outcomes']) for r in rows} for m in ('safety_rate', 'helpfulness'))
-    prompts = (f'{n_harm.pop()} harmful and {n_ben.pop()} benign test prompts, every subject unseen in training' if len(n_harm) == len(n_ben) == 1
+    prompts = (f'{n_harm.pop()} harmful and {n_ben.pop()} benign test prompts' if len(n_harm) == len(n_ben) == 1
                else f'{min(n_harm)}–{max(n_harm)} harmful and {min(n_ben)}–{max(n_ben)} benign test prompts')
     return '\n'.join([BLOCK[0], render_table(res), *cpart, *catpart, '', f'![frontier with intervals]({image})', '', *curves,
         f"Rendered from `{Path(results).as_posix()}` ({len(rows)} runs: the settings at policy seeds {seeds} as the seeds column says, one SFT model and one pair "

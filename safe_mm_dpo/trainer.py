@@ -728,9 +728,11 @@ def category_curves(run_dir:str|Path)->tuple[dict, dict]:
                          'unsafe': [m[f'train/J_C[{k}]'] for m in ms if f'train/J_C[{k}]' in m]} for k in targets}
 
 def constraint_curve(run_dir:str|Path)->dict:
-    "The total constraint's λ and its generated Ĵ_C (for a target rate: the measured unsafe share) at each logged step; empty lists without one."
+    "The total constraint's generated Ĵ_C (for a target rate: the measured unsafe share) and the λ it set, at each logged step (every `log_every`); empty lists without one."
     ms = [m for m in read_metrics(run_dir) if 'train/J_C_generated' in m]
-    return {'step': [m['step'] for m in ms], 'lambda': [m['train/lambda'] for m in ms], 'unsafe': [m['train/J_C_generated'] for m in ms]}
+    lam = lambda m: m.get('train/lambda_next', m['train/lambda'])
+    return {'step': [m['step'] for m in ms], 'lambda': [float('nan') if lam(m) < 0 else lam(m) for m in ms],   # -1 stands for λ = ∞
+            'unsafe': [m['train/J_C_generated'] for m in ms]}
 
 def plot_category_curves(curves:list[dict], targets:dict, title:str='λ_k per harm category'):
     "Each λ_k and each category's measured unsafe share over training, one line per run in `curves` (`category_curves`), dashed at its target."

@@ -316,6 +316,7 @@ def test_all_rows_invalid_is_an_error(tmp_path, capsys):
     (['--colour', 'red'], "unknown config key 'colour'"),
     (['--label_noise', '0.9'], "'label_noise' must be in [0, 0.5]"),
     (['--safetyworld_requests', '21'], "'safetyworld_requests' must be in [2, 20]"),
+    (['--safetyworld_requests', '1'], "'safetyworld_requests' must be in [2, 20]"),
 ])
 def test_bad_options(args, msg, tmp_path, capsys):
     assert main(['prepare-data', '--output_dir', str(tmp_path / 'o')] + args) == 2
@@ -363,6 +364,8 @@ def test_safetyworld_test_subjects_are_unseen(tmp_path, requests):
     assert test and not (test & train) and not (test & val) and not (val & train)
     n_test_prompts = len({r['prompt'] for r in load_split(tmp_path / 'd', 'test')})
     assert n_test_prompts >= 100, n_test_prompts
+    every = {r['item'] for s in ('train', 'val', 'test') for r in load_split(tmp_path / 'd', s) if r['prompt_kind'] == 'harmful'}
+    assert len(every) <= 14 * requests and (len(every) == 70 if requests == 5 else len(every) > 70)   # the first N requests per category
     if requests == 20:      # the comparison's data: many more unseen harmful subjects than the default's dozen
         harmful = {r['item'] for r in load_split(tmp_path / 'd', 'test') if r['prompt_kind'] == 'harmful'}
         assert len(harmful) >= 40, len(harmful)

@@ -180,3 +180,6 @@ def test_code_version_is_dirty_for_code_changes_only(tmp_path):
     assert core.code_version()['dirty'] is False
     (tmp_path / 'nbs' / '00_core.ipynb').write_text('{"cells": []}')
     assert core.code_version()['dirty'] is True
+    git('checkout', '-q', '--', 'nbs/00_core.ipynb'); assert core.code_version()['dirty'] is False
+    with open(tmp_path / 'safe_mm_dpo' / 'core.py', 'a') as f: f.write('# edited\n')     # a changed module
+    assert core.code_version()['dirty'] is True
