@@ -9,6 +9,8 @@ the date. Nothing is asserted: the README's five-minute goal is read off these r
 import argparse, datetime, json, os, re, subprocess, sys, tempfile
 from pathlib import Path
 
+from safe_mm_dpo.core import code_version
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -26,10 +28,8 @@ def one_run() -> dict:
         wall = re.search(r'Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)', r.stderr).group(1)
         rss = int(re.search(r'Maximum resident set size \(kbytes\): (\d+)', r.stderr).group(1))
         stages = json.loads((out / 'report' / 'timings.json').read_text())
-    commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    dirty = bool(subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no', '--', 'safe_mm_dpo'], cwd=ROOT,
-                                capture_output=True, text=True).stdout.strip())
-    return {'commit': commit + ('+uncommitted' if dirty else ''), 'date': str(datetime.date.today()), 'wall_clock': wall,
+    code = code_version()                                   # the package's own record of its commit and uncommitted changes
+    return {'commit': code.get('commit', 'unknown')[:7] + ('+uncommitted' if code.get('dirty') else ''), 'date': str(datetime.date.today()), 'wall_clock': wall,
             'wall_seconds': seconds(wall), 'max_rss_kbytes': rss, 'stages': stages}
 
 
