@@ -473,14 +473,19 @@ def split_group(r:dict)->str:
     "What a record is split by: its `item` when it names one (rewordings of one question share it), else its prompt."
     return r.get('item') or r['prompt']
 
-def split_by_prompt(records:list[dict], ratios=(0.8, 0.1, 0.1), seed:int=0)->dict[str, list[dict]]:
+def split_by_prompt(records:list[dict], ratios=(0.8, 0.1, 0.1), seed:int=0,
+                    stratify:bool=False)->dict[str, list[dict]]:   # split each `category` (None: uncategorised) by the ratios on its own
     "Split records into train/val/test by item (or prompt), deterministically under `seed`."
     check_ratios(*ratios)
-    groups = sorted({split_group(r) for r in records})
-    random.Random(seed).shuffle(groups)
-    counts = split_counts(len(groups), ratios)
-    bounds = [0, counts[0], counts[0] + counts[1], len(groups)]
-    which = {g: SPLITS[s] for s in range(3) for g in groups[bounds[s]:bounds[s+1]]}
+    stratum = {}
+    for r in records: stratum.setdefault(split_group(r), r.get('category') if stratify else None)
+    which = {}
+    for k in sorted(set(stratum.values()), key=lambda k: (k is not None, str(k))):
+        groups = sorted(g for g, c in stratum.items() if c == k)
+        random.Random(seed).shuffle(groups)
+        counts = split_counts(len(groups), ratios)
+        bounds = [0, counts[0], counts[0] + counts[1], len(groups)]
+        which.update({g: SPLITS[s] for s in range(3) for g in groups[bounds[s]:bounds[s+1]]})
     out = {s: [] for s in SPLITS}
     for r in records: out[which[split_group(r)]].append(r)
     return out
@@ -501,6 +506,7 @@ class PrepareDataConfig:
     hub_config: Optional[str] = cfg_field(None, 'Hub dataset configuration name')
     hh_preference: Literal['auto', 'harmless', 'helpful'] = cfg_field('auto', "hh-rlhf rows: the preference they label; 'auto' reads it from each source's name (harmless-base / helpful-base)")
     max_records: Optional[int] = cfg_field(None, 'keep only the first N records (after de-duplication)')
+    stratify: bool = cfg_field(False, "split each harm category's items by the ratios on their own (the records' 'category'; the uncategorised are one more), so that val and test hold every category in proportion")
     safetyworld_size: int = cfg_field(3000, 'SafetyWorld: number of records to generate')
     safetyworld_requests: int = cfg_field(5, 'SafetyWorld: harmful requests per category, 2–20 (more: more unseen harmful subjects in val and test; 5: the set of the committed main-job results)')
     label_noise: float = cfg_field(0.15, 'SafetyWorld: probability that each preference label is flipped')
@@ -536,7 +542,7 @@ def prepare_data(cfg:PrepareDataConfig, verbose:bool=True)->dict:
     records, n_dup = dedupe(records)
     if len(srcs) > 1: random.Random(cfg.seed).shuffle(records)     # several sources: a cap keeps some of each
     if cfg.max_records: records = records[:cfg.max_records]
-    splits = split_by_prompt(records, (cfg.train_ratio, cfg.val_ratio, cfg.test_ratio), cfg.seed)
+    splits = split_by_prompt(records, (cfg.train_ratio, cfg.val_ratio, cfg.test_ratio), cfg.seed, stratify=cfg.stratify)
     if len(srcs) > 1:          # several sources: mix their records within each split, so the first N (max_train_examples) hold all of them
         for s in SPLITS: random.Random(f'{cfg.seed}-{s}').shuffle(splits[s])
     summary = {'input': cfg.input, 'rows_read': rep.rows_read, 'records_in': rep.records, 'schemas': rep.schemas,

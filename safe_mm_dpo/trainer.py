@@ -125,6 +125,8 @@ class DPOConfig(ModelArgs, TrainArgs):
         bad = sorted(set(self.lambda_args) - set(lambda_params(self.lambda_rule)))
         if bad: raise ConfigError(f"config key 'lambda_args': {bad} not options of lambda_rule {self.lambda_rule!r}; "
                                   f"its options: {lambda_params(self.lambda_rule) or 'none'}")
+        if self.lambda_args.get('error', 'difference') != 'difference' and self.target_unsafe_rate is None:
+            raise ConfigError(f"config key 'lambda_args': error {self.lambda_args['error']!r} is for a rate: set target_unsafe_rate")
         if self.lambda_rule == 'safe_rlhf' and self.lambda_lr > 0 and not self.lambda_init > 0:
             raise ConfigError("lambda_rule 'safe_rlhf' moves log λ: lambda_init must be > 0")
         if self.lambda_window < 1 or self.lambda_update_every < 1: raise ConfigError("config keys 'lambda_window' and 'lambda_update_every' must be >= 1")

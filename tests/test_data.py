@@ -369,3 +369,22 @@ def test_safetyworld_test_subjects_are_unseen(tmp_path, requests):
     if requests == 20:      # the comparison's data: many more unseen harmful subjects than the default's dozen
         harmful = {r['item'] for r in load_split(tmp_path / 'd', 'test') if r['prompt_kind'] == 'harmful'}
         assert len(harmful) >= 40, len(harmful)
+
+
+def test_stratified_split_gives_every_category_its_share(tmp_path):
+    "stratify: each harm category's subjects are split by the ratios on their own (what one constraint per category measures on)."
+    import collections
+    from safe_mm_dpo.data import PrepareDataConfig, load_split, prepare_data
+    kw = dict(train_ratio=0.5, val_ratio=0.25, test_ratio=0.25, safetyworld_requests=20)
+    prepare_data(load_config(PrepareDataConfig, output_dir=str(tmp_path / 's'), stratify=True, **kw), verbose=False)
+    prepare_data(load_config(PrepareDataConfig, output_dir=str(tmp_path / 'p'), **kw), verbose=False)
+    def per_category(d, split):
+        items = {(r['category'], r['item']) for r in load_split(d, split) if r['prompt_kind'] == 'harmful'}
+        return collections.Counter(c for c, _ in items)
+    every = per_category(tmp_path / 's', 'train') + per_category(tmp_path / 's', 'val') + per_category(tmp_path / 's', 'test')
+    assert len(every) == 14
+    for split, share in (('val', 0.25), ('test', 0.25)):
+        got = per_category(tmp_path / 's', split)
+        assert all(abs(got[c] - share * n) <= 1 for c, n in every.items()), (split, got, every)   # its share, up to rounding
+    plain = per_category(tmp_path / 'p', 'val')
+    assert max(abs(plain[c] - 0.25 * n) for c, n in every.items()) > 1     # unstratified, chance decides (this seed: off by more)
