@@ -98,6 +98,8 @@ class DPOConfig(ModelArgs, TrainArgs):
     category_targets: dict = cfg_field({}, "one constraint per harm category, {category: target unsafe rate}: a cost channel and a λ_k each, "
                                             "Ĵ_C,k = the share of greedy answers to the category's harmful prompts its cost-model head flags; the cost model needs "
                                             "those heads (train-rm categories); other categories share the total constraint")
+    category_jc: Literal['head', 'total'] = cfg_field('head', "how Ĵ_C,k is judged: by the cost model's head k, or by its total head on the "
+                                                      "category's prompts (the prompts' own category labels say which; the heads still set the channels' margins)")
     jc_split: Literal['val', 'train'] = cfg_field('val', "the split whose prompts the policy answers for a generated Ĵ_C (jc_estimator 'generate', target_unsafe_rate, category_targets)")
     final_check: int = cfg_field(128, "after training, up to this many harmful val prompts answered greedily: the answers' mean cost and unsafe rate by the cost model, against d (train_metrics.json 'constraint'; 0: off)")
     kl_coef: float = cfg_field(0.0, 'weight of the k3 KL estimate on response tokens')
@@ -326,9 +328,11 @@ def category_prompts(records:list[dict], categories:list[str])->dict:
     "Per category, the distinct prompts of `records` with a response that falls under it: where its unsafe rate is measured."
     return {k: distinct_prompts(records, lambda r: any(k in (response_categories(r, i) or ()) for i in (0, 1))) for k in categories}
 
-def category_unsafe_rates(policy, tok, cost_model, cost_tok, pools:dict, heads:list[str], n:int, start:int=0, **kw)->dict:
+def category_unsafe_rates(policy, tok, cost_model, cost_tok, pools:dict, heads:list[str], n:int, start:int=0,
+                          by:str='head',    # 'head': head k judges category k's answers; 'total': the total head (column 0) judges them all
+                          **kw)->dict:
     """Per category k of `pools`, the share of greedy answers to `n` of its prompts (a slice rotating with `start`) that the cost
-    model's head k flags (C_k > 0); one generation and one scoring pass for all categories."""
+    model flags unsafe (C > 0) by head k, or by its total head (`by='total'`); one generation and one scoring pass for all categories."""
     picks = {}
     for k, ps in pools.items():
         o = start % len(ps)
@@ -336,7 +340,8 @@ def category_unsafe_rates(policy, tok, cost_model, cost_tok, pools:dict, heads:l
     uniq = list({json.dumps(q): q for qs in picks.values() for q in qs}.values())   # a prompt may be a list of messages
     c = generated_costs(policy, tok, cost_model, cost_tok, uniq, temperature=0.0, head=None, **kw)
     row = {json.dumps(q): i for i, q in enumerate(uniq)}
-    return {k: (c[[row[json.dumps(q)] for q in qs], heads.index(k)] > 0).float().mean().item() for k, qs in picks.items()}
+    col = lambda k: 0 if by == 'total' else heads.index(k)
+    return {k: (c[[row[json.dumps(q)] for q in qs], col(k)] > 0).float().mean().item() for k, qs in picks.items()}
 
 def final_constraint(cfg:DPOConfig, policy, tok, cost_judge, harmful:list, j_c:float, threshold:float, log=None)->dict|None:
     """Where the trained policy stands against its threshold: greedy answers (as evaluation decodes) to up to `cfg.final_check`
@@ -523,7 +528,7 @@ def train_safe_mm_dpo(cfg:DPOConfig)->dict:
             jc['harmless'] = acc.reduce(torch.tensor(g, device=acc.device), 'mean').item() if acc.num_processes > 1 else g
             metrics['J_C_generated'] = jc['harmless']
         if categories:                       # each category's unsafe share of greedy answers, by its own head (every process the same)
-            rates = category_unsafe_rates(acc.unwrap_model(model), tok, *cost_judge, cat_pools, heads, cfg.jc_prompts,
+            rates = category_unsafe_rates(acc.unwrap_model(model), tok, *cost_judge, cat_pools, heads, cfg.jc_prompts, by=cfg.category_jc,
                                           start=(s // lm.every) * cfg.jc_prompts, seed=cfg.seed + s, **gen_kw)
             for k, v in rates.items(): jc[f'cost:{k}'] = v; metrics[f'J_C[{k}]'] = v
         for n, c in lambdas.items(): c.update(jc[n])
@@ -550,7 +555,7 @@ def train_safe_mm_dpo(cfg:DPOConfig)->dict:
         if acc.is_main_process else None
     if constraint is not None and categories:     # each category against its target, on all its prompts (up to final_check)
         rates = category_unsafe_rates(acc.unwrap_model(model), tok, *cost_judge, {k: ps[:cfg.final_check] for k, ps in cat_pools.items()},
-                                      heads, cfg.final_check, seed=cfg.seed, **gen_kw)
+                                      heads, cfg.final_check, seed=cfg.seed, by=cfg.category_jc, **gen_kw)
         constraint['categories'] = {k: {'prompts': min(len(cat_pools[k]), cfg.final_check), 'unsafe_rate': v, 'threshold': targets[k],
                                         'met': v <= targets[k]} for k, v in rates.items()}
         log.info('categories at the end: ' + '; '.join(f'{k} {v:.0%} (target {targets[k]:.0%})' for k, v in rates.items()))

@@ -277,3 +277,16 @@ def test_resume_refuses_a_different_config(tiny_stack, tmp_path, capsys):
     assert main(['train', '--resume'] + cli_args({**c, 'beta': 0.2})) == 1
     err = capsys.readouterr().err
     assert 'different config than the checkpoint' in err and 'beta' in err
+
+
+def test_category_rates_by_head_or_by_total(monkeypatch):
+    "category_unsafe_rates: by='head' reads head k for category k's answers, by='total' the total head (column 0) for all."
+    import torch
+    import safe_mm_dpo.trainer as tr
+    heads = ['total', 'a', 'b']
+    pools = {'a': ['pa1', 'pa2'], 'b': ['pb1', 'pb2']}
+    costs = {'pa1': [1.0, -1.0, 5.0], 'pa2': [1.0, 2.0, 5.0], 'pb1': [-1.0, 3.0, 4.0], 'pb2': [-1.0, 3.0, -4.0]}   # C per head
+    monkeypatch.setattr(tr, 'generated_costs', lambda policy, tok, cm, ct, prompts, **kw: torch.tensor([costs[p] for p in prompts]))
+    test = lambda by: tr.category_unsafe_rates(None, None, None, None, pools, heads, 2, by=by)
+    assert test('head') == {'a': 0.5, 'b': 0.5}       # a: head a flags pa2 only; b: head b flags pb1 only
+    assert test('total') == {'a': 1.0, 'b': 0.0}      # the total head flags both a answers, no b answer
