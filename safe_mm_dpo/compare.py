@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Literal, Optional, Union
 
 import numpy as np
+import yaml
 
 from .core import ConfigError, UserError, cfg_field, get_logger, read_json, save_config, write_jsonl, atomic_write_text
 from .pipeline import PipelineConfig, parse_variant, run_pipeline
@@ -83,7 +84,7 @@ def result_rows(c:CompareConfig)->list[dict]:
             gens = [json.loads(l) for l in open(out/'eval'/run/'generations.jsonl')]
             tm = read_json(out/'models'/'compare'/run/'train_metrics.json')
             code = read_json(out/'.stages'/f'compare__{run}.json')             # the code that trained this run, as the pipeline recorded it
-            row = {'method': method, 'setting': name, 'seed': s, 'commit': code.get('commit'), 'dirty': code.get('dirty'),
+            row = {'method': method, 'setting': name, 'seed': s, 'data_seed': c.seed, 'commit': code.get('commit'), 'dirty': code.get('dirty'),
                    'package_version': code.get('package_version'), 'overrides': kv}
             for m, (kind, f) in METRICS.items():
                 outcomes = [int(bool(f(g['gold']))) for g in gens if g['kind'] == kind and g.get('gold')]
@@ -274,6 +275,10 @@ def results_block(results:str|Path, image:str, command:str)->str:
     rows = [json.loads(l) for l in open(results) if l.strip()]
     res = summarise(rows)
     seeds = sorted({r['seed'] for r in rows})
+    data_seeds = sorted({r['data_seed'] for r in rows if r.get('data_seed') is not None})
+    if not data_seeds and (Path(results).parent/'compare_config.yaml').exists():          # rows written before they carried it
+        data_seeds = [yaml.safe_load((Path(results).parent/'compare_config.yaml').read_text()).get('seed', 0)]
+    shared = f"seed {', '.join(map(str, data_seeds))}" if data_seeds else 'seed not recorded'
     ctable = render_constraint_table(constraint_rows(rows))
     commits = sorted({str(r.get('commit'))[:12] + (' with uncommitted changes' if r.get('dirty') else '') for r in rows})
     minutes = (sum(r.get('run_seconds', 0) for r in rows) + max((r.get('shared_seconds', 0) for r in rows), default=0)) / 60
@@ -289,7 +294,7 @@ def results_block(results:str|Path, image:str, command:str)->str:
                else f'{min(n_harm)}–{max(n_harm)} harmful and {min(n_ben)}–{max(n_ben)} benign test prompts')
     return '\n'.join([BLOCK[0], render_table(res), *cpart, *catpart, '', f'![frontier with intervals]({image})', '', *curves,
         f"Rendered from `{Path(results).as_posix()}` ({len(rows)} runs: the settings at policy seeds {seeds} as the seeds column says, one SFT model and one pair "
-        f"of judges, seed 0; code {', '.join(commits)}; {prompts}) by `{command}`. Brackets: 95 % intervals, bootstrap over seeds and, "
+        f"of judges, {shared} (data sample, split, SFT, judges); code {', '.join(commits)}; {prompts}) by `{command}`. Brackets: 95 % intervals, bootstrap over seeds and, "
         f"within each, over the test prompts. Training and evaluation took {minutes:.0f} minutes of compute in all (sum of the "
         'stages, 2 CPU cores); timings and, through float rounding, the rates move with the machine, the thread count and '
         'the BLAS library, by amounts the seed intervals bound only for run-to-run noise.', BLOCK[1]])

@@ -58,6 +58,11 @@ def test_results_block_is_rendered_from_the_file_into_docs(tmp_path):
     assert text.startswith('intro\n') and text.endswith('\noutro\n') and 'old table' not in text
     assert '| dpo_helpful | dpo | 3 | 75.0% [' in text and 'seeds [0, 1, 2]' in text and 'took 4 minutes' in text
     assert '4 harmful and 4 benign test prompts' in text and 'constraint_curves.png' not in text   # no target-rate run
+    assert 'seed not recorded' in text                  # neither the rows nor a config beside them say the data seed
+    (tmp_path / 'compare_config.yaml').write_text('seed: 1\n')
+    assert 'one pair of judges, seed 1 (' in results_block(res, 'frontier.png', 'x')      # rows written before they carried it
+    res.write_text(''.join(json.dumps({**r, 'data_seed': 2}) + '\n' for r in rows))
+    assert 'one pair of judges, seed 2 (' in results_block(res, 'frontier.png', 'x')      # the rows' own record wins
     nb = tmp_path / 'doc.ipynb'
     nb.write_text(json.dumps({'cells': [{'cell_type': 'markdown', 'metadata': {}, 'source': [f'{BLOCK[0]}\n', 'x\n', BLOCK[1]]}],
                               'metadata': {}, 'nbformat': 4, 'nbformat_minor': 5}))
