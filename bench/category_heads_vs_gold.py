@@ -33,18 +33,16 @@ def main():
         rows += [r for r in map(json.loads, open(g)) if r['kind'] == 'harmful' and r['category'] in heads]
     if not rows: raise SystemExit(f'no harmful test answers of settings {sorted(want) or "all"} under {root}/eval')
     c = -score(model, tok, [r['prompt'] for r in rows], [r['answer'] for r in rows], head=None)   # (N, heads): cost C = −R_S
-    by = collections.defaultdict(lambda: [0, 0, 0, 0])            # answers, head flags, gold flags, agree
+    by = collections.defaultdict(lambda: [0, 0, 0, 0, 0])         # answers, head k flags, total head flags, gold flags, head k agrees
     for r, ck in zip(rows, c):
-        k = r['category']; h = bool(ck[heads.index(k)] > 0); gold = bool(r['gold']['unsafe'])
-        for key in (k, 'all (own head)'):
-            b = by[key]; b[0] += 1; b[1] += h; b[2] += gold; b[3] += h == gold
-    tot = (c[:, 0] > 0).float().mean().item()
+        k = r['category']; h = bool(ck[heads.index(k)] > 0); t = bool(ck[0] > 0); gold = bool(r['gold']['unsafe'])
+        for key in (k, 'all categories'):
+            b = by[key]; b[0] += 1; b[1] += h; b[2] += t; b[3] += gold; b[4] += h == gold
     print(f'{root}: {len(rows)} answers to harmful test prompts ({a.settings or "all settings"}); cost model heads: {len(heads) - 1} categories + total')
-    print(f'| category | answers | head k: unsafe | gold: unsafe | agreement |\n|---|---|---|---|---|')
+    print(f'| category | answers | head k: unsafe | total head: unsafe | gold: unsafe | head k agrees with gold |\n|---|---|---|---|---|---|')
     for k in sorted(by, key=lambda k: (k.startswith('all'), k)):
-        n, h, gd, ag = by[k]
-        print(f'| {k} | {n} | {h / n:.1%} | {gd / n:.1%} | {ag / n:.1%} |')
-    print(f'total head (head 0) flags {tot:.1%} of the same answers unsafe')
+        n, h, t, gd, ag = by[k]
+        print(f'| {k} | {n} | {h / n:.1%} | {t / n:.1%} | {gd / n:.1%} | {ag / n:.1%} |')
 
 
 if __name__ == '__main__':
