@@ -10,9 +10,10 @@ and how often the two agree. Same answers for both, so any gap is the head's, no
 Needs the comparison's models (models/harmless_cm) and eval folders, which `safe-mm-dpo compare --config <its config>`
 regenerates; one pass over the answers of every run, seconds on a CPU.
 """
-import argparse, collections, json
+import argparse, collections
 from pathlib import Path
 
+from safe_mm_dpo.core import read_jsonl
 from safe_mm_dpo.reward import judge_heads, load_judge, score
 
 
@@ -30,7 +31,7 @@ def main():
     rows = []
     for g in sorted((root/'eval').glob('*@s*/generations.jsonl')):
         if want and g.parent.name.split('@s')[0] not in want: continue
-        rows += [r for r in map(json.loads, open(g)) if r['kind'] == 'harmful' and r['category'] in heads]
+        rows += [r for r in read_jsonl(g) if r['kind'] == 'harmful' and r['category'] in heads]
     if not rows: raise SystemExit(f'no harmful test answers of settings {sorted(want) or "all"} under {root}/eval')
     c = -score(model, tok, [r['prompt'] for r in rows], [r['answer'] for r in rows], head=None)   # (N, heads): cost C = −R_S
     by = collections.defaultdict(lambda: [0, 0, 0, 0, 0])         # answers, head k flags, total head flags, gold flags, head k agrees

@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Literal, Optional, Union
 
 import numpy as np
-import yaml
 
-from .core import ConfigError, UserError, cfg_field, get_logger, read_json, save_config, write_jsonl, atomic_write_text
+from .core import ConfigError, UserError, cfg_field, get_logger, read_json, read_yaml, save_config, write_jsonl, atomic_write_text
 from .pipeline import PipelineConfig, parse_variant, run_pipeline
 from .trainer import category_curves, constraint_curve, plot_category_curves
 
@@ -277,7 +276,7 @@ def results_block(results:str|Path, image:str, command:str)->str:
     seeds = sorted({r['seed'] for r in rows})
     data_seeds = sorted({r['data_seed'] for r in rows if r.get('data_seed') is not None})
     if not data_seeds and (Path(results).parent/'compare_config.yaml').exists():          # rows written before they carried it
-        data_seeds = [yaml.safe_load((Path(results).parent/'compare_config.yaml').read_text()).get('seed', 0)]
+        data_seeds = [read_yaml(Path(results).parent/'compare_config.yaml').get('seed', 0)]
     shared = f"seed {', '.join(map(str, data_seeds))}" if data_seeds else 'seed not recorded'
     ctable = render_constraint_table(constraint_rows(rows))
     commits = sorted({str(r.get('commit'))[:12] + (' with uncommitted changes' if r.get('dirty') else '') for r in rows})

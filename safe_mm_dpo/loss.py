@@ -230,9 +230,10 @@ class PIDLagrangeMultiplier(LagrangeMultiplier):
 
     def _step(self, lam:float, gap:float)->float:
         j = gap + self.threshold
-        e = self._scale(j) - self._scale(self.threshold)
+        sj = self._scale(j)
+        e = sj - self._scale(self.threshold)
         self.integral = min(max(self.integral + e, 0.0), self.max_value / self.lr)   # anti-windup: K_I·I stays within [0, λ_max]
-        rise = 0.0 if self.prev is None else max(0.0, self._scale(j) - self._scale(self.prev))
+        rise = 0.0 if self.prev is None else max(0.0, sj - self._scale(self.prev))
         self.prev = j
         return min(max(self.kp * e + self.lr * self.integral + self.kd * rise, 0.0), self.max_value)
 
