@@ -327,6 +327,8 @@ def run_compare(c:CompareConfig)->dict:
         rows = result_rows(c)
         for r in rows: r['compare_seconds'] = old.get((r['setting'], r['seed']))
         write_jsonl(results, rows)
+    elif c.dry_run:                        # the plan and the memory estimate only: nothing written, nothing collected
+        return run_pipeline(compare_pipeline(c), skip=frozenset({'aligned', 'eval/aligned'}))
     elif not c.render_only:
         out.mkdir(parents=True, exist_ok=True); save_config(c, out/'compare_config.yaml')
         t0 = time.time()

@@ -43,6 +43,14 @@ def test_compare_writes_one_row_per_run_and_renders_from_the_file(tmp_path, caps
     assert 'runs not finished' in capsys.readouterr().err
 
 
+def test_compare_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / 'c'
+    assert main(['compare', '--output_dir', str(out), '--dry_run', '--seeds', '[0, 1]', '--variants', '[dpo:dpo_helpful]'] + SMALL) == 0
+    printed = capsys.readouterr().out
+    assert 'compare/dpo@s1' in printed and 'memory estimate' in printed
+    assert not out.exists()                # no config, no results file, no stage
+
+
 def test_results_block_is_rendered_from_the_file_into_docs(tmp_path):
     "The docs' results block is replaced (markdown file or notebook cell) by what the results file renders, and only that."
     from safe_mm_dpo.compare import BLOCK, METRICS, results_block, update_block
