@@ -23,10 +23,10 @@ from .loss import (LAMBDA_RULES, LOSSES, Channel, PrefBatch, call_loss, cost_ran
 # %% auto 0
 __all__ = ['METHODS', 'inf', 'CHANNELS', 'Method', 'register_method', 'DPOConfig', 'sequence_logps', 'Precomputed', 'precompute',
            'check_safety_flags', 'category_chosen', 'preference_channels', 'reset_peak_memory', 'peak_memory_mb',
-           'generated_costs', 'generated_cost', 'distinct_prompts', 'harmful_prompts', 'category_prompts',
-           'category_unsafe_rates', 'final_constraint', 'PreferenceStep', 'RunContext', 'train_safe_mm_dpo',
-           'sacpo_stage1', 'merge_policies', 'p_sacpo', 'mocan_relabel_pairs', 'read_metrics', 'smooth_curve',
-           'plot_training', 'category_curves', 'constraint_curve', 'plot_category_curves']
+           'generated_costs', 'rotating_slice', 'generated_cost', 'distinct_prompts', 'harmful_prompts',
+           'category_prompts', 'category_unsafe_rates', 'final_constraint', 'PreferenceStep', 'RunContext',
+           'train_safe_mm_dpo', 'sacpo_stage1', 'merge_policies', 'p_sacpo', 'mocan_relabel_pairs', 'read_metrics',
+           'smooth_curve', 'plot_training', 'category_curves', 'constraint_curve', 'plot_category_curves']
 
 # %% ../nbs/05_trainer.ipynb 6
 @dataclass
@@ -312,6 +312,11 @@ def generated_costs(policy, tokenizer, cost_model, cost_tokenizer, prompts:list,
                                       seed=seed, max_prompt_length=max_prompt_length)]
     return -score(cost_model, cost_tokenizer, prompts, answers, max_length=max_length, max_prompt_length=max_prompt_length, head=head)
 
+def rotating_slice(items:list, n:int, start:int)->list:
+    "`n` of `items` from position `start` (mod its length), wrapping round; never more than `items` holds, so none comes twice."
+    o = start % len(items)
+    return (items * 2)[o:o + min(n, len(items))]
+
 def generated_cost(policy, tokenizer, cost_model, cost_tokenizer, prompts:list, **kw)->float:
     "J_C by generation: the mean cost −R_S of the policy's sampled answers to `prompts`."
     return generated_costs(policy, tokenizer, cost_model, cost_tokenizer, prompts, **kw).mean().item()
@@ -333,10 +338,7 @@ def category_unsafe_rates(policy, tok, cost_model, cost_tok, pools:dict, heads:l
                           **kw)->dict:
     """Per category k of `pools`, the share of greedy answers to `n` of its prompts (a slice rotating with `start`) that the cost
     model flags unsafe (C > 0) by head k, or by its total head (`by='total'`); one generation and one scoring pass for all categories."""
-    picks = {}
-    for k, ps in pools.items():
-        o = start % len(ps)
-        picks[k] = (ps * 2)[o:o + min(n, len(ps))]
+    picks = {k: rotating_slice(ps, n, start) for k, ps in pools.items()}
     uniq = list({json.dumps(q): q for qs in picks.values() for q in qs}.values())   # a prompt may be a list of messages
     c = generated_costs(policy, tok, cost_model, cost_tok, uniq, temperature=0.0, head=None, **kw)
     row = {json.dumps(q): i for i, q in enumerate(uniq)}
@@ -520,8 +522,7 @@ def train_safe_mm_dpo(cfg:DPOConfig)->dict:
         lm = lambdas['harmless']
         if not learn or not lm.due(s): return {}
         if cfg.jc_estimator == 'generate':
-            start = ((s // lm.every) * cfg.jc_prompts) % len(jc_pool)
-            mine = (jc_pool * 2)[start:start + cfg.jc_prompts][acc.process_index::acc.num_processes]
+            mine = rotating_slice(jc_pool, cfg.jc_prompts, (s // lm.every) * cfg.jc_prompts)[acc.process_index::acc.num_processes]
             c = generated_costs(acc.unwrap_model(model), tok, *cost_judge, mine, cfg.jc_max_new_tokens, temperature=0.0 if rate else 1.0,
                                 seed=cfg.seed + s, max_length=cfg.max_length, max_prompt_length=cfg.max_prompt_length)
             g = (c > 0).float().mean().item() if rate else c.mean().item()           # unsafe share (greedy, as evaluated) or mean cost
@@ -577,7 +578,7 @@ def train_safe_mm_dpo(cfg:DPOConfig)->dict:
     return summary
 
 
-# %% ../nbs/05_trainer.ipynb 20
+# %% ../nbs/05_trainer.ipynb 21
 register_method('bfpo', 'bfpo', "BFPO: BFPO's squared loss on helpful pairs, targets set by both responses' safety (04_loss §7)",
                 needs_safety_flags=True)
 register_method('safedpo', 'safedpo', 'SafeDPO (no public code; uncertain): DPO on safety-transformed helpful pairs with margin Δ (04_loss §7)',
@@ -689,7 +690,7 @@ register_method('mocan', 'safe_mm_dpo', 'MoCAN: λ* from the offline dual on ref
                 w=0.0, lambda_init=0.0, lambda_lr=0.0)
 
 
-# %% ../nbs/05_trainer.ipynb 24
+# %% ../nbs/05_trainer.ipynb 25
 def read_metrics(run_dir:str|Path)->list[dict]:
     "The rows of a run's `metrics.jsonl`."
     return [json.loads(l) for l in open(Path(run_dir)/'metrics.jsonl') if l.strip()]
