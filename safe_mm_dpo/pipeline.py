@@ -303,6 +303,8 @@ def run_pipeline(p:PipelineConfig,
     out = Path(p.output_dir)
     code = code_version()                                  # the code this run imported: what every stage records
     st = stage_configs(p)
+    for name in list(st):                                  # a skipped stage is neither built nor validated, nor is what reads it
+        if name in skip or any(u not in st for u in st[name][2]): del st[name]
     fps = stage_fingerprints(p, st)
     if p.dry_run:
         print(plan(p, st, fps)); return {'dry_run': True}
@@ -345,9 +347,10 @@ def _model_shape(p:PipelineConfig)->dict:
     return dict(H=c.hidden_size, I=c.intermediate_size, L=c.num_hidden_layers, A=c.num_attention_heads,
                 KV=getattr(c, 'num_key_value_heads', c.num_attention_heads), V=c.vocab_size, tied=bool(getattr(c, 'tie_word_embeddings', False)))
 
-def estimate_memory(p:PipelineConfig, n_gpus:int=1)->dict:
-    "Estimated GiB per GPU of the alignment stage (its resolved keys: the align section over the shared ones)."
-    a = load_config(section_class('align'), **section_kwargs(p, 'align'))
+def estimate_memory(p:PipelineConfig, n_gpus:int=1,
+                    align=None)->dict:   # the alignment stage's resolved config; None: the align section over the shared keys
+    "Estimated GiB per GPU of the alignment stage."
+    a = align or load_config(section_class('align'), **section_kwargs(p, 'align'))
     s = _model_shape(p); H, I, L, A, KV, V = s['H'], s['I'], s['L'], s['A'], s['KV'], s['V']
     hd = H // A
     per_layer = {'q_proj': H * H, 'k_proj': H * KV * hd, 'v_proj': H * KV * hd, 'o_proj': H * H,
@@ -391,8 +394,10 @@ def plan(p:PipelineConfig, st:dict, fps:dict)->str:
                                            'resume' if old['fingerprint'] == fps[name] else 'CHANGED (needs --overwrite)')
         target = kw.get('output_dir') or kw.get('output_path')
         lines.append(f'  {name:<22} {cls.__name__:<22} {status:<28} {target}')
+    first = next(((cls, kw) for name, (cls, kw, up) in st.items() if _stage_group(name) == 'align'), None)
+    align = _build(*first) if first else None             # as it will run (a comparison's first variant: what only it completes)
     for g in (1, 8):
-        m = estimate_memory(p, g)
+        m = estimate_memory(p, g, align)
         lines += ['', f"memory estimate, alignment stage, {g} GPU{'s' if g > 1 else ''} (per GPU): {m['total_gib']:.1f} GiB "
                   f"[{', '.join(f'{k} {v:.2f}' for k, v in m['gib'].items())}] — {_count(m['parameters'])} parameters, "
                   f"{m['trainable_parameters']/1e6:.1f}M trainable, {m['micro_batch_sequences']} sequences per micro-batch; "

@@ -45,9 +45,16 @@ def test_compare_writes_one_row_per_run_and_renders_from_the_file(tmp_path, caps
 
 def test_compare_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
     out = tmp_path / 'c'
-    assert main(['compare', '--output_dir', str(out), '--dry_run', '--seeds', '[0, 1]', '--variants', '[dpo:dpo_helpful]'] + SMALL) == 0
+    # the align block holds what only the variants complete (the log-odds error needs their target rate): the skipped
+    # `aligned` policy of the pipeline is not built from it alone, so this is no error
+    cfg = tmp_path / 'compare.yaml'
+    cfg.write_text("align: {lambda_rule: pid, lambda_args: {kp: 0.25, error: log_odds}, jc_prompts: 8}\n"
+                   "variants: ['t10:safe_mm_dpo:target_unsafe_rate=0.1;threshold_relative=null', "
+                   "'t30:safe_mm_dpo:target_unsafe_rate=0.3;threshold_relative=null']\n")
+    assert main(['compare', '--config', str(cfg), '--output_dir', str(out), '--dry_run', '--seeds', '[0, 1]'] + SMALL) == 0
     printed = capsys.readouterr().out
-    assert 'compare/dpo@s1' in printed and 'memory estimate' in printed
+    assert 'compare/t10@s1' in printed and 'compare/t30@s0' in printed and 'memory estimate' in printed
+    assert 'aligned ' not in printed       # the pipeline's own policy is not part of a comparison's plan
     assert not out.exists()                # no config, no results file, no stage
 
 
