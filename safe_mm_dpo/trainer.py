@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_trainer.ipynb 1
 from __future__ import annotations
-import json, math, os, resource, shutil, sys, time
+import json, math, os, random, resource, shutil, sys, time
 from dataclasses import dataclass, asdict, field, replace
 from pathlib import Path
 from typing import Any, Callable, Literal, Optional
@@ -506,6 +506,10 @@ def train_safe_mm_dpo(cfg:DPOConfig)->dict:
         raise UserError(f"jc_estimator 'generate' needs prompts in the {cfg.jc_split} split"
                         + (' whose data hold an unsafe response (is_response_*_safe false), for target_unsafe_rate' if rate else ''))
     cat_pools = category_prompts(jc_records, categories)
+    # λ's estimates rotate through a once-shuffled copy of each pool: a slice of the sorted pool holds prompts of a few
+    # phrasings only (sorted by text), so successive estimates swung with the slice, not with the policy
+    order = random.Random(cfg.seed)
+    jc_pool = order.sample(jc_pool, len(jc_pool)); cat_jc = {k: order.sample(ps, len(ps)) for k, ps in cat_pools.items()}
     empty = [k for k, ps in cat_pools.items() if not ps]
     if empty: raise UserError(f"config key 'category_targets': no prompt of {cfg.data_dir}/{cfg.jc_split}.jsonl has a response under {empty}, "
                               "so their unsafe rates cannot be measured (jc_split: train uses the training prompts)")
@@ -529,7 +533,7 @@ def train_safe_mm_dpo(cfg:DPOConfig)->dict:
             jc['harmless'] = acc.reduce(torch.tensor(g, device=acc.device), 'mean').item() if acc.num_processes > 1 else g
             metrics['J_C_generated'] = jc['harmless']
         if categories:                       # each category's unsafe share of greedy answers, by its own head (every process the same)
-            rates = category_unsafe_rates(acc.unwrap_model(model), tok, *cost_judge, cat_pools, heads, cfg.jc_prompts, by=cfg.category_jc,
+            rates = category_unsafe_rates(acc.unwrap_model(model), tok, *cost_judge, cat_jc, heads, cfg.jc_prompts, by=cfg.category_jc,
                                           start=(s // lm.every) * cfg.jc_prompts, seed=cfg.seed + s, **gen_kw)
             for k, v in rates.items(): jc[f'cost:{k}'] = v; metrics[f'J_C[{k}]'] = v
         for n, c in lambdas.items(): c.update(jc[n])
