@@ -2,6 +2,8 @@
 import json
 from pathlib import Path
 
+import pytest
+
 from safe_mm_dpo.cli import main
 
 SMALL = ['--data.safetyworld_size', '400', '--tiny_layers', '2', '--tiny_hidden_size', '64', '--tiny_intermediate_size', '128',
@@ -118,3 +120,12 @@ def test_readme_real_path_tables_are_the_committed_reports():
         end = next((j for j in range(start, len(lines)) if not lines[j].startswith('|')), len(lines))
         table = '\n'.join(lines[start:end])
         assert table in readme, f'the README table of {run} is not the one nbs/results/{run}/report.md holds'
+
+
+@pytest.mark.parametrize('name', sorted(p.name for p in (Path(__file__).parents[1] / 'configs').glob('*.yaml')
+                                        if 'variants:' in p.read_text()))
+def test_every_compare_config_builds_every_run(name, tmp_path, capsys):
+    "Each committed comparison config builds and validates every run's stage config (the dry run), writing nothing."
+    cfg = Path(__file__).parents[1] / 'configs' / name
+    assert main(['compare', '--config', str(cfg), '--output_dir', str(tmp_path / 'c'), '--dry_run']) == 0, capsys.readouterr().err
+    assert 'compare/' in capsys.readouterr().out and not (tmp_path / 'c').exists()
