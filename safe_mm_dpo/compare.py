@@ -16,8 +16,8 @@ from .pipeline import PipelineConfig, parse_variant, run_pipeline
 from .trainer import category_curves, constraint_curve, plot_category_curves
 
 # %% auto 0
-__all__ = ['METRICS', 'BLOCK', 'CompareConfig', 'variant_seeds', 'run_name', 'compare_pipeline', 'result_rows', 'seed_prompt_ci',
-           'summarise', 'render_table', 'constraint_rows', 'render_constraint_table', 'category_rows',
+__all__ = ['METRICS', 'BLOCK', 'NOT_COMPARED', 'CompareConfig', 'variant_seeds', 'run_name', 'compare_pipeline', 'result_rows',
+           'seed_prompt_ci', 'summarise', 'render_table', 'constraint_rows', 'render_constraint_table', 'category_rows',
            'render_category_table', 'plot_frontier_ci', 'plot_constraint_curves', 'render', 'results_block',
            'update_block', 'run_compare']
 
@@ -316,6 +316,8 @@ def update_block(path:str|Path, block:str)->Path:
         if new is not None: atomic_write_text(p, new); return p
     raise UserError(f'{p} has no results block ({BLOCK[0]} … {BLOCK[1]}) to update')
 
+NOT_COMPARED = frozenset({'aligned', 'eval/aligned'})   # the pipeline's own policy: the comparison's rows are its variants
+
 def run_compare(c:CompareConfig)->dict:
     "Train and evaluate every variant at every seed, write `results.jsonl` (one row per method × setting × seed), render it."
     out = Path(c.output_dir); results = out/'results.jsonl'
@@ -328,11 +330,11 @@ def run_compare(c:CompareConfig)->dict:
         for r in rows: r['compare_seconds'] = old.get((r['setting'], r['seed']))
         write_jsonl(results, rows)
     elif c.dry_run:                        # the plan and the memory estimate only: nothing written, nothing collected
-        return run_pipeline(compare_pipeline(c), skip=frozenset({'aligned', 'eval/aligned'}))
+        return run_pipeline(compare_pipeline(c), skip=NOT_COMPARED)
     elif not c.render_only:
         out.mkdir(parents=True, exist_ok=True); save_config(c, out/'compare_config.yaml')
         t0 = time.time()
-        run_pipeline(compare_pipeline(c), skip=frozenset({'aligned', 'eval/aligned'}))   # the comparison's rows are its variants
+        run_pipeline(compare_pipeline(c), skip=NOT_COMPARED)
         rows = result_rows(c)
         for r in rows: r['compare_seconds'] = round(time.time() - t0, 1)
         write_jsonl(results, rows)

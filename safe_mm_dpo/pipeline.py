@@ -312,7 +312,7 @@ def run_pipeline(p:PipelineConfig,
     save_config(p, out/'pipeline_config.yaml')
     timings, t_all = {}, time.time()
     for name, (cls, kw, up) in st.items():
-        if _stage_group(name) not in p.stages or name in skip: continue
+        if _stage_group(name) not in p.stages: continue
         dt, status = _run_stage(name, cls, kw, fps[name], p, log, code)
         timings[name] = {'seconds': round(dt, 1), 'status': status}
         print(f'[pipeline] {name:<22} {status:<8} {dt:7.1f}s', flush=True)
