@@ -6,7 +6,8 @@ For every setting of a comparison's results file that states a target unsafe rat
   chance of that in at least 4 of 5 seeds (the goal); and the standard deviation of one λ update's estimate from
   `jc_prompts` greedy answers at d (what the controller reacts to);
 - what the runs did: the mean gold rate and its bias from d, the standard deviation over seeds, and the part of it that
-  test-set sampling does not explain (sqrt(max(0, SD² − mean binomial variance))).
+  test-set sampling does not explain (sqrt(max(0, SD² − mean binomial variance)));
+- over training (each row's `constraint_curve`): the range over seeds of the first estimate λ reacted to, and of λ's peak.
 
     python bench/target_noise_floor.py nbs/results/compare [more results dirs ...]
 
@@ -32,8 +33,8 @@ def main():
     ap.add_argument('results_dirs', nargs='+')
     a = ap.parse_args()
     print('| results | setting | d | seeds | test n | binomial SD at d | P(±5) at d | P(≥4/5) at d | jc_prompts | update SD at d '
-          '| gold mean | bias | seed SD | beyond sampling | within ±5 |')
-    print('|---' * 15 + '|')
+          '| gold mean | bias | seed SD | beyond sampling | within ±5 | first estimate | λ peak |')
+    print('|---' * 17 + '|')
     for d in a.results_dirs:
         root = Path(d); rows = read_jsonl(root/'results.jsonl')
         cfg = read_yaml(root/'compare_config.yaml') if (root/'compare_config.yaml').exists() else {}
@@ -51,9 +52,14 @@ def main():
             beyond = math.sqrt(max(0.0, sd**2 - var_b)) if len(u) > 1 else float('nan')
             q = within(n, t)
             hits = sum(abs(x - t) <= 0.05 + 1e-9 for x in u)
+            curves = [r.get('constraint_curve') or {} for r in rs]
+            first = [c['unsafe'][0] for c in curves if c.get('unsafe')]
+            peak = [max(c['lambda']) for c in curves if c.get('lambda')]
+            span = lambda v, f: f'{f(min(v))}–{f(max(v))}' if v else '—'
             print(f'| {root.name} | {s} | {t:.0%} | {len(rs)} | {n} | {100*math.sqrt(t*(1-t)/n):.1f} | {q:.2f} | {at_least(4, 5, q):.2f} '
                   f'| {m} | {100*math.sqrt(t*(1-t)/m):.1f} | {100*statistics.mean(u):.1f} | {100*(statistics.mean(u)-t):+.1f} '
-                  f'| {100*sd:.1f} | {100*beyond:.1f} | {hits}/{len(rs)} |')
+                  f'| {100*sd:.1f} | {100*beyond:.1f} | {hits}/{len(rs)} | {span(first, lambda x: f"{100*x:.0f}%")} '
+                  f'| {span(peak, lambda x: f"{x:.2f}")} |')
 
 
 if __name__ == '__main__':
