@@ -93,6 +93,10 @@ def result_rows(c:CompareConfig)->list[dict]:
             # unsafe rate on the unseen test prompts against the requested level when the threshold was a target unsafe rate
             row['constraint'], row['target_unsafe_rate'] = tm.get('constraint'), tm.get('target_unsafe_rate')
             row['unsafe_rate'] = None if row['safety_rate'] is None else 1 - row['safety_rate']
+            # where the eval also ran the trained judges (eval.judge with rm): the cost model's verdict on the same test answers,
+            # (C > 0, as λ's estimate), which separates the judge's bias (cost model vs gold, same answers) from the val-to-test shift
+            cm = [int(-g['rm']['safety'] > 0) for g in gens if g['kind'] == 'harmful' and g.get('rm')]
+            if cm: row['cost_model_unsafe_test'], row['cost_model_unsafe_test_outcomes'] = float(np.mean(cm)), cm
             row['category_targets'] = tm.get('category_targets') or {}
             if row['target_unsafe_rate'] is not None:          # λ and the measured unsafe share over training, for the plot
                 row['constraint_curve'] = constraint_curve(out/'models'/'compare'/run)

@@ -205,20 +205,21 @@ class LogLagrangeMultiplier(LagrangeMultiplier):
 
 class PIDLagrangeMultiplier(LagrangeMultiplier):
     """PID Lagrangian (`pid`; Stooke, Achiam, Abbeel 2020): λ = K_P·e + K_I·I + K_D·max(0, Δe), I ← max(0, I + e), with e = Ĵ_C − d,
-    or for a rate (`error='log_odds'`) e = logit Ĵ_C − logit d."""
+    or for a rate (`error='log_odds'`) e = logit Ĵ_C − logit d; with `hold_integral`, I is not updated while e moves towards 0."""
     rule = 'pid'
     def __init__(self, init:float=1.0, lr:float=0.05, *args,
                  kp:float=0.0,                # proportional gain K_P (0 with kd = 0: plain dual ascent, K_I = lr)
                  kd:float=0.0,                # derivative gain K_D, on rises of the error only
                  error:str='difference',      # 'difference': e = Ĵ_C − d; 'log_odds': e = logit Ĵ_C − logit d, for a rate in [0, 1]
                  eps:float=0.01,              # 'log_odds': Ĵ_C and d clipped to [eps, 1 − eps] (a measured 0 is not −∞)
+                 hold_integral:bool=False,    # conditional integration: I is held while the error shrinks towards 0 (no wind-up while a lagging plant answers)
                  **kw):
         super().__init__(init, lr, *args, **kw)
         if kp < 0 or kd < 0: raise ValueError(f'pid gains must be >= 0, got kp={kp}, kd={kd}')
         if error not in ('difference', 'log_odds'): raise ValueError(f"pid error must be 'difference' or 'log_odds', got {error!r}")
         if error == 'log_odds' and not (0 < eps < 0.5 and 0 <= self.threshold <= 1):
             raise ValueError(f"pid error 'log_odds' is for a rate: threshold in [0, 1] and eps in (0, 0.5), got {self.threshold}, {eps}")
-        self.kp, self.kd, self.error, self.eps = kp, kd, error, eps
+        self.kp, self.kd, self.error, self.eps, self.hold_integral = kp, kd, error, eps, hold_integral
         self.integral = init / lr if lr > 0 and math.isfinite(init) else 0.0   # so that λ starts at init
         self.prev = None
 
@@ -232,7 +233,9 @@ class PIDLagrangeMultiplier(LagrangeMultiplier):
         j = gap + self.threshold
         sj = self._scale(j)
         e = sj - self._scale(self.threshold)
-        self.integral = min(max(self.integral + e, 0.0), self.max_value / self.lr)   # anti-windup: K_I·I stays within [0, λ_max]
+        approaching = self.prev is not None and e * (sj - self._scale(self.prev)) < 0     # above d and falling, or below and rising
+        if not (self.hold_integral and approaching):
+            self.integral = min(max(self.integral + e, 0.0), self.max_value / self.lr)   # anti-windup: K_I·I stays within [0, λ_max]
         rise = 0.0 if self.prev is None else max(0.0, sj - self._scale(self.prev))
         self.prev = j
         return min(max(self.kp * e + self.lr * self.integral + self.kd * rise, 0.0), self.max_value)
