@@ -7,7 +7,10 @@ For every setting of a comparison's results file that states a target unsafe rat
   `jc_prompts` greedy answers at d (what the controller reacts to);
 - what the runs did: the mean gold rate and its bias from d, the standard deviation over seeds, and the part of it that
   test-set sampling does not explain (sqrt(max(0, SD² − mean binomial variance)));
-- over training (each row's `constraint_curve`): the range over seeds of the first estimate λ reacted to, and of λ's peak.
+- over training (each row's `constraint_curve`): the range over seeds of the first estimate λ reacted to, and of λ's peak;
+- where the gold rate on test departs from what λ steered: the cost model's unsafe share at the end on the val prompts
+  (what λ saw) and, where the evaluation also ran the trained judges (eval judge rm), on the same test answers the gold
+  judge saw: val → test (cost model) is the shift between the subjects, test (cost model) → gold is the judge's bias.
 
     python bench/target_noise_floor.py nbs/results/compare [more results dirs ...]
 
@@ -33,8 +36,8 @@ def main():
     ap.add_argument('results_dirs', nargs='+')
     a = ap.parse_args()
     print('| results | setting | d | seeds | test n | binomial SD at d | P(±5) at d | P(≥4/5) at d | jc_prompts | update SD at d '
-          '| gold mean | bias | seed SD | beyond sampling | within ±5 | first estimate | λ peak |')
-    print('|---' * 17 + '|')
+          '| gold mean | bias | seed SD | beyond sampling | within ±5 | first estimate | λ peak | cost model: val (end) | cost model: test |')
+    print('|---' * 19 + '|')
     for d in a.results_dirs:
         root = Path(d); rows = read_jsonl(root/'results.jsonl')
         cfg = read_yaml(root/'compare_config.yaml') if (root/'compare_config.yaml').exists() else {}
@@ -56,10 +59,13 @@ def main():
             first = [c['unsafe'][0] for c in curves if c.get('unsafe')]
             peak = [max(c['lambda']) for c in curves if c.get('lambda')]
             span = lambda v, f: f'{f(min(v))}–{f(max(v))}' if v else '—'
+            mean = lambda v: f'{100*statistics.mean(v):.1f}' if v else '—'
+            val_cm = [(r.get('constraint') or {}).get('unsafe_rate') for r in rs]
+            test_cm = [r['cost_model_unsafe_test'] for r in rs if r.get('cost_model_unsafe_test') is not None]
             print(f'| {root.name} | {s} | {t:.0%} | {len(rs)} | {n} | {100*math.sqrt(t*(1-t)/n):.1f} | {q:.2f} | {at_least(4, 5, q):.2f} '
                   f'| {m} | {100*math.sqrt(t*(1-t)/m):.1f} | {100*statistics.mean(u):.1f} | {100*(statistics.mean(u)-t):+.1f} '
                   f'| {100*sd:.1f} | {100*beyond:.1f} | {hits}/{len(rs)} | {span(first, lambda x: f"{100*x:.0f}%")} '
-                  f'| {span(peak, lambda x: f"{x:.2f}")} |')
+                  f'| {span(peak, lambda x: f"{x:.2f}")} | {mean([x for x in val_cm if x is not None])} | {mean(test_cm)} |')
 
 
 if __name__ == '__main__':

@@ -205,7 +205,8 @@ class LogLagrangeMultiplier(LagrangeMultiplier):
 
 class PIDLagrangeMultiplier(LagrangeMultiplier):
     """PID Lagrangian (`pid`; Stooke, Achiam, Abbeel 2020): λ = K_P·e + K_I·I + K_D·max(0, Δe), I ← max(0, I + e), with e = Ĵ_C − d,
-    or for a rate (`error='log_odds'`) e = logit Ĵ_C − logit d; with `hold_integral`, I is not updated while e moves towards 0."""
+    or for a rate (`error='log_odds'`) e = logit Ĵ_C − logit d; with `hold_integral`, I is not updated while e moves towards 0;
+    with `ramp`, d is replaced by a setpoint that moves from the first estimate to d over the first `ramp` updates."""
     rule = 'pid'
     def __init__(self, init:float=1.0, lr:float=0.05, *args,
                  kp:float=0.0,                # proportional gain K_P (0 with kd = 0: plain dual ascent, K_I = lr)
@@ -213,13 +214,16 @@ class PIDLagrangeMultiplier(LagrangeMultiplier):
                  error:str='difference',      # 'difference': e = Ĵ_C − d; 'log_odds': e = logit Ĵ_C − logit d, for a rate in [0, 1]
                  eps:float=0.01,              # 'log_odds': Ĵ_C and d clipped to [eps, 1 − eps] (a measured 0 is not −∞)
                  hold_integral:bool=False,    # conditional integration: I is held while the error shrinks towards 0 (no wind-up while a lagging plant answers)
+                 ramp:int=0,                  # setpoint ramp: over the first `ramp` updates the setpoint moves from the first estimate to d (0: d at once)
                  **kw):
         super().__init__(init, lr, *args, **kw)
         if kp < 0 or kd < 0: raise ValueError(f'pid gains must be >= 0, got kp={kp}, kd={kd}')
+        if not (isinstance(ramp, int) and ramp >= 0): raise ValueError(f'pid ramp must be a whole number of updates >= 0, got {ramp!r}')
         if error not in ('difference', 'log_odds'): raise ValueError(f"pid error must be 'difference' or 'log_odds', got {error!r}")
         if error == 'log_odds' and not (0 < eps < 0.5 and 0 <= self.threshold <= 1):
             raise ValueError(f"pid error 'log_odds' is for a rate: threshold in [0, 1] and eps in (0, 0.5), got {self.threshold}, {eps}")
-        self.kp, self.kd, self.error, self.eps, self.hold_integral = kp, kd, error, eps, hold_integral
+        self.kp, self.kd, self.error, self.eps, self.hold_integral, self.ramp = kp, kd, error, eps, hold_integral, ramp
+        self.start, self.k = None, 0             # first estimate (on the error's scale) and updates so far, for the ramp
         self.integral = init / lr if lr > 0 and math.isfinite(init) else 0.0   # so that λ starts at init
         self.prev = None
 
@@ -232,7 +236,11 @@ class PIDLagrangeMultiplier(LagrangeMultiplier):
     def _step(self, lam:float, gap:float)->float:
         j = gap + self.threshold
         sj = self._scale(j)
-        e = sj - self._scale(self.threshold)
+        self.k += 1
+        if self.start is None: self.start = sj
+        target = self._scale(self.threshold)
+        if self.ramp: target = self.start + (target - self.start) * min(1.0, self.k / self.ramp)   # the setpoint of this update
+        e = sj - target
         approaching = self.prev is not None and e * (sj - self._scale(self.prev)) < 0     # above d and falling, or below and rising
         if not (self.hold_integral and approaching):
             self.integral = min(max(self.integral + e, 0.0), self.max_value / self.lr)   # anti-windup: K_I·I stays within [0, λ_max]
@@ -240,10 +248,11 @@ class PIDLagrangeMultiplier(LagrangeMultiplier):
         self.prev = j
         return min(max(self.kp * e + self.lr * self.integral + self.kd * rise, 0.0), self.max_value)
 
-    def state_dict(self)->dict: return {**super().state_dict(), 'integral': self.integral, 'prev': self.prev}
+    def state_dict(self)->dict: return {**super().state_dict(), 'integral': self.integral, 'prev': self.prev, 'start': self.start, 'k': self.k}
 
     def load_state_dict(self, d:dict):
         super().load_state_dict(d); self.integral, self.prev = float(d['integral']), d['prev']
+        self.start, self.k = d.get('start'), int(d.get('k', 0))      # checkpoints from before the ramp carry neither
 
 LAMBDA_RULES = {c.rule: c for c in (LagrangeMultiplier, LogLagrangeMultiplier, PIDLagrangeMultiplier)}
 

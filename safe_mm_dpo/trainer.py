@@ -129,6 +129,10 @@ class DPOConfig(ModelArgs, TrainArgs):
                                   f"its options: {lambda_params(self.lambda_rule) or 'none'}")
         if self.lambda_args.get('error', 'difference') != 'difference' and self.target_unsafe_rate is None:
             raise ConfigError(f"config key 'lambda_args': error {self.lambda_args['error']!r} is for a rate: set target_unsafe_rate")
+        if self.lambda_args and not math.isinf(self.lambda_init):     # the controller's own checks of its options (gains, ramp, …), now
+            try: make_lambda(self.lambda_rule, init=self.lambda_init, lr=self.lambda_lr, max_value=self.lambda_max,
+                             threshold=self.target_unsafe_rate if self.target_unsafe_rate is not None else 0.0, **self.lambda_args)
+            except ValueError as e: raise ConfigError(f"config key 'lambda_args': {e}") from None
         if self.lambda_rule == 'safe_rlhf' and self.lambda_lr > 0 and not self.lambda_init > 0:
             raise ConfigError("lambda_rule 'safe_rlhf' moves log λ: lambda_init must be > 0")
         if self.lambda_window < 1 or self.lambda_update_every < 1: raise ConfigError("config keys 'lambda_window' and 'lambda_update_every' must be >= 1")
