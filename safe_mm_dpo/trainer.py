@@ -23,7 +23,7 @@ from .loss import (LAMBDA_RULES, LOSSES, Channel, PrefBatch, call_loss, cost_ran
 # %% auto 0
 __all__ = ['METHODS', 'inf', 'CHANNELS', 'Method', 'register_method', 'DPOConfig', 'sequence_logps', 'Precomputed', 'precompute',
            'check_safety_flags', 'category_chosen', 'preference_channels', 'reset_peak_memory', 'peak_memory_mb',
-           'generated_costs', 'rotating_slice', 'generated_cost', 'distinct_prompts', 'harmful_prompts',
+           'generated_costs', 'rotating_slice', 'generated_cost', 'distinct_prompts', 'is_harmful', 'harmful_prompts',
            'category_prompts', 'category_unsafe_rates', 'final_constraint', 'PreferenceStep', 'RunContext',
            'train_safe_mm_dpo', 'sacpo_stage1', 'merge_policies', 'p_sacpo', 'mocan_relabel_pairs', 'read_metrics',
            'smooth_curve', 'plot_training', 'category_curves', 'constraint_curve', 'plot_category_curves']
@@ -329,9 +329,14 @@ def distinct_prompts(records:list[dict], keep=lambda r: True)->list:
     "The distinct prompts of the `records` that `keep` accepts, as the chat template gets them, in a fixed order."
     return [p for _, p in sorted({r['prompt']: chat_prompt(r) for r in records if keep(r)}.items())]
 
+def is_harmful(r:dict)->bool:
+    "A harmful prompt: one the data name harmful (`prompt_kind`, as SafetyWorld does and the evaluation counts), else one whose data hold an unsafe response."
+    if r.get('prompt_kind') in ('harmful', 'benign'): return r['prompt_kind'] == 'harmful'
+    return False in (r.get('is_response_0_safe'), r.get('is_response_1_safe'))
+
 def harmful_prompts(records:list[dict])->list:
-    "The distinct prompts whose data hold an unsafe response: where an unsafe rate is measured."
-    return distinct_prompts(records, lambda r: False in (r.get('is_response_0_safe'), r.get('is_response_1_safe')))
+    "The distinct harmful prompts of `records` (`is_harmful`): where an unsafe rate is measured."
+    return distinct_prompts(records, is_harmful)
 
 def category_prompts(records:list[dict], categories:list[str])->dict:
     "Per category, the distinct prompts of `records` with a response that falls under it: where its unsafe rate is measured."
@@ -508,7 +513,7 @@ def train_safe_mm_dpo(cfg:DPOConfig)->dict:
     jc_pool = (harmful_val if rate else distinct_prompts(jc_records)) if cfg.jc_estimator == 'generate' else []
     if cfg.jc_estimator == 'generate' and not jc_pool:
         raise UserError(f"jc_estimator 'generate' needs prompts in the {cfg.jc_split} split"
-                        + (' whose data hold an unsafe response (is_response_*_safe false), for target_unsafe_rate' if rate else ''))
+                        + (' that are harmful (prompt_kind harmful, or a response with is_response_*_safe false), for target_unsafe_rate' if rate else ''))
     cat_pools = category_prompts(jc_records, categories)
     # λ's estimates rotate through a once-shuffled copy of each pool: a slice of the sorted pool holds prompts of a few
     # phrasings only (sorted by text), so successive estimates swung with the slice, not with the policy
