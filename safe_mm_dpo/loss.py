@@ -205,7 +205,7 @@ class LogLagrangeMultiplier(LagrangeMultiplier):
 
 class PIDLagrangeMultiplier(LagrangeMultiplier):
     """PID Lagrangian (`pid`; Stooke, Achiam, Abbeel 2020): λ = K_P·e + K_I·I + K_D·max(0, Δe), I ← max(0, I + e), with e = Ĵ_C − d,
-    or for a rate (`error='log_odds'`) e = logit Ĵ_C − logit d; with `hold_integral`, I is not updated while e moves towards 0;
+    or for a rate (`error='log_odds'`) e = logit Ĵ_C − logit d; with `hold_integral`, I is not updated while the estimate moves towards the setpoint;
     with `ramp`, d is replaced by a setpoint that moves from the first estimate to d over the first `ramp` updates."""
     rule = 'pid'
     def __init__(self, init:float=1.0, lr:float=0.05, *args,
@@ -213,7 +213,7 @@ class PIDLagrangeMultiplier(LagrangeMultiplier):
                  kd:float=0.0,                # derivative gain K_D, on rises of the error only
                  error:str='difference',      # 'difference': e = Ĵ_C − d; 'log_odds': e = logit Ĵ_C − logit d, for a rate in [0, 1]
                  eps:float=0.01,              # 'log_odds': Ĵ_C and d clipped to [eps, 1 − eps] (a measured 0 is not −∞)
-                 hold_integral:bool=False,    # conditional integration: I is held while the error shrinks towards 0 (no wind-up while a lagging plant answers)
+                 hold_integral:bool=False,    # conditional integration: I is held while the estimate moves towards the setpoint (no wind-up while a lagging plant answers)
                  ramp:int=0,                  # setpoint ramp: over the first `ramp` updates the setpoint moves from the first estimate to d (0: d at once)
                  **kw):
         super().__init__(init, lr, *args, **kw)
