@@ -20,6 +20,7 @@ import argparse, json, random, statistics, tempfile
 from collections import defaultdict
 from pathlib import Path
 
+from safe_mm_dpo.compare import run_name
 from safe_mm_dpo.core import load_config, read_jsonl
 from safe_mm_dpo.training import no_hf_progress
 from safe_mm_dpo.eval import EvalConfig, evaluate
@@ -54,7 +55,7 @@ def main():
     by = defaultdict(list)
     with tempfile.TemporaryDirectory() as tmp, no_hf_progress():
         for r in rows:
-            run = f"{r['setting']}@s{r['seed']}"
+            run = run_name(r["setting"], r["seed"])
             src = root/'eval'/run
             if not (src/'eval_config.yaml').exists(): print(f'{run}: no evaluation on disk, skipped'); continue
             cfg = load_config(EvalConfig, src/'eval_config.yaml', split='val', judge=['gold'], reference=None,

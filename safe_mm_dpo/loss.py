@@ -223,7 +223,7 @@ class PIDLagrangeMultiplier(LagrangeMultiplier):
         if error == 'log_odds' and not (0 < eps < 0.5 and 0 <= self.threshold <= 1):
             raise ValueError(f"pid error 'log_odds' is for a rate: threshold in [0, 1] and eps in (0, 0.5), got {self.threshold}, {eps}")
         self.kp, self.kd, self.error, self.eps, self.hold_integral, self.ramp = kp, kd, error, eps, hold_integral, ramp
-        self.start, self.k = None, 0             # first estimate (on the error's scale) and updates so far, for the ramp
+        self.start = None                        # first estimate on the error's scale, where the ramp starts
         self.integral = init / lr if lr > 0 and math.isfinite(init) else 0.0   # so that λ starts at init
         self.prev = None
 
@@ -236,23 +236,24 @@ class PIDLagrangeMultiplier(LagrangeMultiplier):
     def _step(self, lam:float, gap:float)->float:
         j = gap + self.threshold
         sj = self._scale(j)
-        self.k += 1
         if self.start is None: self.start = sj
         target = self._scale(self.threshold)
-        if self.ramp: target = self.start + (target - self.start) * min(1.0, self.k / self.ramp)   # the setpoint of this update
+        if self.ramp:                              # this is update n − delay (update() steps λ only past the delay)
+            target = self.start + (target - self.start) * min(1.0, (self.n - self.delay) / self.ramp)
         e = sj - target
-        approaching = self.prev is not None and e * (sj - self._scale(self.prev)) < 0     # above d and falling, or below and rising
+        move = None if self.prev is None else sj - self._scale(self.prev)   # the estimate's change since the last update
+        approaching = move is not None and e * move < 0                     # above the setpoint and falling, or below and rising
         if not (self.hold_integral and approaching):
             self.integral = min(max(self.integral + e, 0.0), self.max_value / self.lr)   # anti-windup: K_I·I stays within [0, λ_max]
-        rise = 0.0 if self.prev is None else max(0.0, sj - self._scale(self.prev))
+        rise = 0.0 if move is None else max(0.0, move)
         self.prev = j
         return min(max(self.kp * e + self.lr * self.integral + self.kd * rise, 0.0), self.max_value)
 
-    def state_dict(self)->dict: return {**super().state_dict(), 'integral': self.integral, 'prev': self.prev, 'start': self.start, 'k': self.k}
+    def state_dict(self)->dict: return {**super().state_dict(), 'integral': self.integral, 'prev': self.prev, 'start': self.start}
 
     def load_state_dict(self, d:dict):
         super().load_state_dict(d); self.integral, self.prev = float(d['integral']), d['prev']
-        self.start, self.k = d.get('start'), int(d.get('k', 0))      # checkpoints from before the ramp carry neither
+        self.start = d.get('start')              # checkpoints from before the ramp carry none
 
 LAMBDA_RULES = {c.rule: c for c in (LagrangeMultiplier, LogLagrangeMultiplier, PIDLagrangeMultiplier)}
 
