@@ -315,8 +315,8 @@ def test_all_rows_invalid_is_an_error(tmp_path, capsys):
     (['--val_ratio', 'lots'], "config key 'val_ratio' expects float"),
     (['--colour', 'red'], "unknown config key 'colour'"),
     (['--label_noise', '0.9'], "'label_noise' must be in [0, 0.5]"),
-    (['--safetyworld_requests', '21'], "'safetyworld_requests' must be in [2, 20]"),
-    (['--safetyworld_requests', '1'], "'safetyworld_requests' must be in [2, 20]"),
+    (['--safetyworld_requests', '41'], "'safetyworld_requests' must be in [2, 40]"),
+    (['--safetyworld_requests', '1'], "'safetyworld_requests' must be in [2, 40]"),
 ])
 def test_bad_options(args, msg, tmp_path, capsys):
     assert main(['prepare-data', '--output_dir', str(tmp_path / 'o')] + args) == 2
@@ -352,7 +352,7 @@ def test_console_script_runs(tmp_path):
     assert 'records out: ' in r.stdout
 
 
-@pytest.mark.parametrize('requests', [5, 20])
+@pytest.mark.parametrize('requests', [5, 20, 40])
 def test_safetyworld_test_subjects_are_unseen(tmp_path, requests):
     "No subject of a SafetyWorld test prompt (its task and subject, whatever the wording) is in train or val."
     from safe_mm_dpo.data import PrepareDataConfig, load_split, prepare_data
@@ -366,9 +366,9 @@ def test_safetyworld_test_subjects_are_unseen(tmp_path, requests):
     assert n_test_prompts >= 100, n_test_prompts
     every = {r['item'] for s in ('train', 'val', 'test') for r in load_split(tmp_path / 'd', s) if r['prompt_kind'] == 'harmful'}
     assert len(every) <= 14 * requests and (len(every) == 70 if requests == 5 else len(every) > 70)   # the first N requests per category
-    if requests == 20:      # the comparison's data: many more unseen harmful subjects than the default's dozen
+    if requests >= 20:      # the comparisons' data: many more unseen harmful subjects than the default's dozen
         harmful = {r['item'] for r in load_split(tmp_path / 'd', 'test') if r['prompt_kind'] == 'harmful'}
-        assert len(harmful) >= 40, len(harmful)
+        assert len(harmful) >= {20: 40, 40: 80}[requests], len(harmful)
 
 
 def test_stratified_split_gives_every_category_its_share(tmp_path):
