@@ -206,7 +206,8 @@ class LogLagrangeMultiplier(LagrangeMultiplier):
 class PIDLagrangeMultiplier(LagrangeMultiplier):
     """PID Lagrangian (`pid`; Stooke, Achiam, Abbeel 2020): λ = K_P·e + K_I·I + K_D·max(0, Δe), I ← max(0, I + e), with e = Ĵ_C − d,
     or for a rate (`error='log_odds'`) e = logit Ĵ_C − logit d; with `hold_integral`, I is not updated while the estimate moves towards the setpoint;
-    with `ramp`, d is replaced by a setpoint that moves from the first estimate to d over the first `ramp` updates."""
+    with `ramp`, d is replaced by a setpoint that moves from the first estimate to d over the first `ramp` updates;
+    with `output='weight'` the PID sets the safety loss's share w = λ/(1+λ) instead of λ (λ = w/(1−w)), so the loop gain does not fall as λ grows."""
     rule = 'pid'
     def __init__(self, init:float=1.0, lr:float=0.05, *args,
                  kp:float=0.0,                # proportional gain K_P (0 with kd = 0: plain dual ascent, K_I = lr)
@@ -215,6 +216,7 @@ class PIDLagrangeMultiplier(LagrangeMultiplier):
                  eps:float=0.01,              # 'log_odds': Ĵ_C and d clipped to [eps, 1 − eps] (a measured 0 is not −∞)
                  hold_integral:bool=False,    # conditional integration: I is held while the estimate moves towards the setpoint (no wind-up while a lagging plant answers)
                  ramp:int=0,                  # setpoint ramp: over the first `ramp` updates the setpoint moves from the first estimate to d (0: d at once)
+                 output:str='lambda',         # 'lambda': the PID sets λ; 'weight': it sets w = λ/(1+λ), the safety loss's share of (L_H + λ·L_S)/(1+λ)
                  **kw):
         super().__init__(init, lr, *args, **kw)
         if kp < 0 or kd < 0: raise ValueError(f'pid gains must be >= 0, got kp={kp}, kd={kd}')
@@ -222,9 +224,13 @@ class PIDLagrangeMultiplier(LagrangeMultiplier):
         if error not in ('difference', 'log_odds'): raise ValueError(f"pid error must be 'difference' or 'log_odds', got {error!r}")
         if error == 'log_odds' and not (0 < eps < 0.5 and 0 <= self.threshold <= 1):
             raise ValueError(f"pid error 'log_odds' is for a rate: threshold in [0, 1] and eps in (0, 0.5), got {self.threshold}, {eps}")
-        self.kp, self.kd, self.error, self.eps, self.hold_integral, self.ramp = kp, kd, error, eps, hold_integral, ramp
+        if output not in ('lambda', 'weight'): raise ValueError(f"pid output must be 'lambda' or 'weight', got {output!r}")
+        self.kp, self.kd, self.error, self.eps, self.hold_integral, self.ramp, self.output = kp, kd, error, eps, hold_integral, ramp, output
         self.start = None                        # first estimate on the error's scale, where the ramp starts
-        self.integral = init / lr if lr > 0 and math.isfinite(init) else 0.0   # so that λ starts at init
+        # the PID's own output u (λ, or w = λ/(1+λ)) and its ceiling: λ_max, or the share λ_max gives
+        self.cap = self.max_value if output == 'lambda' else self.max_value / (1 + self.max_value) if math.isfinite(self.max_value) else 1.0
+        u0 = init if output == 'lambda' else init / (1 + init)
+        self.integral = u0 / lr if lr > 0 and math.isfinite(init) else 0.0   # so that λ starts at init
         self.prev = None
 
     def _scale(self, j:float)->float:
@@ -244,10 +250,11 @@ class PIDLagrangeMultiplier(LagrangeMultiplier):
         move = None if self.prev is None else sj - self._scale(self.prev)   # the estimate's change since the last update
         approaching = move is not None and e * move < 0                     # above the setpoint and falling, or below and rising
         if not (self.hold_integral and approaching):
-            self.integral = min(max(self.integral + e, 0.0), self.max_value / self.lr)   # anti-windup: K_I·I stays within [0, λ_max]
+            self.integral = min(max(self.integral + e, 0.0), self.cap / self.lr)   # anti-windup: K_I·I stays within [0, the ceiling]
         rise = 0.0 if move is None else max(0.0, move)
         self.prev = j
-        return min(max(self.kp * e + self.lr * self.integral + self.kd * rise, 0.0), self.max_value)
+        u = min(max(self.kp * e + self.lr * self.integral + self.kd * rise, 0.0), self.cap)
+        return u if self.output == 'lambda' else min(u / (1 - u) if u < 1 else math.inf, self.max_value)
 
     def state_dict(self)->dict: return {**super().state_dict(), 'integral': self.integral, 'prev': self.prev, 'start': self.start}
 
