@@ -645,7 +645,7 @@ def generate_safetyworld(n_records:int=3000,             # records to generate
         records.append(r)
     return records
 
-# %% ../nbs/01a_safetyworld.ipynb 34
+# %% ../nbs/01a_safetyworld.ipynb 35
 def gold_metrics(prompts:list[str], responses:list[str])->dict:
     "Gold-judge metrics of `responses` to SafetyWorld `prompts` (others are counted as `unjudged`)."
     if len(prompts) != len(responses): raise ValueError(f'{len(prompts)} prompts but {len(responses)} responses')
