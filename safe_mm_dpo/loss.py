@@ -225,10 +225,12 @@ class PIDLagrangeMultiplier(LagrangeMultiplier):
         if error == 'log_odds' and not (0 < eps < 0.5 and 0 <= self.threshold <= 1):
             raise ValueError(f"pid error 'log_odds' is for a rate: threshold in [0, 1] and eps in (0, 0.5), got {self.threshold}, {eps}")
         if output not in ('lambda', 'weight'): raise ValueError(f"pid output must be 'lambda' or 'weight', got {output!r}")
+        if output == 'weight' and not math.isfinite(self.max_value):   # w = 1 would be λ = ∞: that channel alone, never updated again
+            raise ValueError("pid output 'weight' needs a finite lambda_max")
         self.kp, self.kd, self.error, self.eps, self.hold_integral, self.ramp, self.output = kp, kd, error, eps, hold_integral, ramp, output
         self.start = None                        # first estimate on the error's scale, where the ramp starts
         # the PID's own output u (λ, or w = λ/(1+λ)) and its ceiling: λ_max, or the share λ_max gives
-        self.cap = self.max_value if output == 'lambda' else self.max_value / (1 + self.max_value) if math.isfinite(self.max_value) else 1.0
+        self.cap = self.max_value if output == 'lambda' else self.max_value / (1 + self.max_value)
         u0 = init if output == 'lambda' else init / (1 + init)
         self.integral = u0 / lr if lr > 0 and math.isfinite(init) else 0.0   # so that λ starts at init
         self.prev = None
@@ -254,7 +256,7 @@ class PIDLagrangeMultiplier(LagrangeMultiplier):
         rise = 0.0 if move is None else max(0.0, move)
         self.prev = j
         u = min(max(self.kp * e + self.lr * self.integral + self.kd * rise, 0.0), self.cap)
-        return u if self.output == 'lambda' else min(u / (1 - u) if u < 1 else math.inf, self.max_value)
+        return u if self.output == 'lambda' else min(u / (1 - u), self.max_value)
 
     def state_dict(self)->dict: return {**super().state_dict(), 'integral': self.integral, 'prev': self.prev, 'start': self.start}
 
