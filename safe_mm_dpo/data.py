@@ -508,7 +508,7 @@ class PrepareDataConfig:
     max_records: Optional[int] = cfg_field(None, 'keep only the first N records (after de-duplication)')
     stratify: bool = cfg_field(False, "split each harm category's items by the ratios on their own (the records' 'category'; the uncategorised are one more), so that val and test hold every category in proportion")
     safetyworld_size: int = cfg_field(3000, 'SafetyWorld: number of records to generate')
-    safetyworld_requests: int = cfg_field(5, 'SafetyWorld: harmful requests per category, 2–40 (more: more unseen harmful subjects in val and test; 5: the set of the committed main-job results)')
+    safetyworld_requests: int = cfg_field(5, f'SafetyWorld: harmful requests per category, 2–{HARM_REQUESTS} (more: more unseen harmful subjects in val and test; 5: the set of the committed main-job results)')
     label_noise: float = cfg_field(0.15, 'SafetyWorld: probability that each preference label is flipped')
 
     def __post_init__(self):
