@@ -88,7 +88,7 @@ def result_rows(c:CompareConfig)->list[dict]:
             for m, (kind, f) in METRICS.items():
                 outcomes = [int(bool(f(g['gold']))) for g in gens if g['kind'] == kind and g.get('gold')]
                 row[m], row[f'{m}_outcomes'] = (float(np.mean(outcomes)) if outcomes else None), outcomes
-            row['train'] = {k: tm.get(k) for k in ('steps', 'lambda', 'J_C_hat', 'threshold', 'seconds', 'lambda_rule', 'lambda_lr')}
+            row['train'] = {k: tm.get(k) for k in ('steps', 'lambda', 'J_C_hat', 'threshold', 'seconds', 'lambda_rule', 'lambda_lr', 'selection')}
             # constraint satisfaction: where the policy stands against d at the end (cost model, val prompts), and the gold
             # unsafe rate on the unseen test prompts against the requested level when the threshold was a target unsafe rate
             row['constraint'], row['target_unsafe_rate'] = tm.get('constraint'), tm.get('target_unsafe_rate')

@@ -24,9 +24,10 @@ from .loss import (LAMBDA_RULES, LOSSES, Channel, PrefBatch, call_loss, cost_ran
 __all__ = ['METHODS', 'inf', 'CHANNELS', 'Method', 'register_method', 'DPOConfig', 'sequence_logps', 'Precomputed', 'precompute',
            'check_safety_flags', 'category_chosen', 'preference_channels', 'reset_peak_memory', 'peak_memory_mb',
            'generated_costs', 'rotating_slice', 'generated_cost', 'distinct_prompts', 'is_harmful', 'harmful_prompts',
-           'category_prompts', 'category_unsafe_rates', 'final_constraint', 'PreferenceStep', 'RunContext',
-           'train_safe_mm_dpo', 'sacpo_stage1', 'merge_policies', 'p_sacpo', 'mocan_relabel_pairs', 'read_metrics',
-           'smooth_curve', 'plot_training', 'category_curves', 'constraint_curve', 'plot_category_curves']
+           'category_prompts', 'category_unsafe_rates', 'final_costs', 'trainable_state', 'load_trainable',
+           'closest_to_target', 'final_constraint', 'PreferenceStep', 'RunContext', 'train_safe_mm_dpo', 'sacpo_stage1',
+           'merge_policies', 'p_sacpo', 'mocan_relabel_pairs', 'read_metrics', 'smooth_curve', 'plot_training',
+           'category_curves', 'constraint_curve', 'plot_category_curves']
 
 # %% ../nbs/05_trainer.ipynb 6
 @dataclass
@@ -102,6 +103,8 @@ class DPOConfig(ModelArgs, TrainArgs):
                                                       "category's prompts (the prompts' own category labels say which; the heads still set the channels' margins)")
     jc_split: Literal['val', 'train'] = cfg_field('val', "the split whose prompts the policy answers for a generated Ĵ_C (jc_estimator 'generate', target_unsafe_rate, category_targets)")
     final_check: int = cfg_field(128, "after training, up to this many harmful val prompts answered greedily: the answers' mean cost and unsafe rate by the cost model, against d (train_metrics.json 'constraint'; 0: off)")
+    select_last: int = cfg_field(0, "target_unsafe_rate: keep the weights after each of the last N λ updates (and the last weights) and end with "
+                                    "those whose unsafe share of greedy answers to the final_check val prompts is closest to the target (0: the last weights)")
     kl_coef: float = cfg_field(0.0, 'weight of the k3 KL estimate on response tokens')
     cache_dir: Optional[str] = cfg_field(None, 'precompute cache (default: <data_dir>/cache)')
     precompute_batch_size: int = cfg_field(64, 'sequences per batch in the precompute pass')
@@ -151,6 +154,10 @@ class DPOConfig(ModelArgs, TrainArgs):
             raise ConfigError(f"config key 'category_targets': method {self.method!r} does not learn a λ per cost channel "
                               "(use safe_mm_dpo, or another method on the safe_mm_dpo loss with lambda_lr > 0)")
         if self.final_check < 0: raise ConfigError("config key 'final_check' must be >= 0 (0: off)")
+        if self.select_last < 0: raise ConfigError("config key 'select_last' must be >= 0 (0: off)")
+        if self.select_last and (self.target_unsafe_rate is None or not self.final_check):
+            raise ConfigError("config key 'select_last' picks among the last weights by their unsafe share against target_unsafe_rate, "
+                              "measured on final_check val prompts: set target_unsafe_rate and final_check > 0")
 
     def method_options(self)->dict:
         "The method's own options, its defaults filled in (what `method_args` did not set)."
@@ -354,13 +361,41 @@ def category_unsafe_rates(policy, tok, cost_model, cost_tok, pools:dict, heads:l
     col = lambda k: 0 if by == 'total' else heads.index(k)
     return {k: (c[[row[json.dumps(q)] for q in qs], col(k)] > 0).float().mean().item() for k, qs in picks.items()}
 
+def final_costs(cfg:DPOConfig, policy, tok, judge:tuple, harmful:list)->torch.Tensor:
+    "The cost model's cost C of the policy's greedy answers (as evaluation decodes) to the first `cfg.final_check` of `harmful`."
+    return generated_costs(policy, tok, *judge, harmful[:cfg.final_check], cfg.jc_max_new_tokens, temperature=0.0, seed=cfg.seed,
+                           max_length=cfg.max_length, max_prompt_length=cfg.max_prompt_length)
+
+def trainable_state(model)->dict:
+    "The trainable parameters of `model` (with LoRA: the adapters), copied to the CPU."
+    return {n: p.detach().to('cpu', copy=True) for n, p in model.named_parameters() if p.requires_grad}
+
+@torch.no_grad()
+def load_trainable(model, state:dict):
+    "Copy `state` (from `trainable_state`) into `model`'s parameters of the same names."
+    params = dict(model.named_parameters())
+    unknown = [n for n in state if n not in params]
+    if unknown: raise ValueError(f'{len(unknown)} saved parameters are not in the model, e.g. {unknown[0]!r}')
+    for n, t in state.items(): params[n].copy_(t.to(params[n].device, params[n].dtype))
+
+def closest_to_target(model, snapshots:dict,   # {step: path of a `trainable_state` saved with torch.save}
+                      measure:Callable[[], float], target:float)->tuple[int, list[dict]]:
+    """Load each snapshot into `model` and `measure` it; leave loaded the one whose value is closest to `target` (a tie: the
+    later step). Returns (its step, [{'step', 'value'} per snapshot])."""
+    if not snapshots: raise ValueError('no snapshots to choose from')
+    rows = []
+    for st in sorted(snapshots):
+        load_trainable(model, torch.load(snapshots[st], weights_only=True))
+        rows.append({'step': st, 'value': float(measure())})
+    best = min(rows, key=lambda r: (abs(r['value'] - target), -r['step']))['step']
+    load_trainable(model, torch.load(snapshots[best], weights_only=True))
+    return best, rows
+
 def final_constraint(cfg:DPOConfig, policy, tok, cost_judge, harmful:list, j_c:float, threshold:float, log=None)->dict|None:
     """Where the trained policy stands against its threshold: greedy answers (as evaluation decodes) to up to `cfg.final_check`
     harmful prompts of the `jc_split` split, their mean cost and unsafe share (C > 0) by the cost model, and the value of the statistic λ steered."""
     if not cfg.final_check or not harmful or not Path(cfg.harmless_cm).exists(): return None
-    judge = cost_judge or load_judge(cfg.harmless_cm, cfg)
-    c = generated_costs(policy, tok, *judge, harmful[:cfg.final_check], cfg.jc_max_new_tokens, temperature=0.0, seed=cfg.seed,
-                        max_length=cfg.max_length, max_prompt_length=cfg.max_prompt_length)
+    c = final_costs(cfg, policy, tok, cost_judge or load_judge(cfg.harmless_cm, cfg), harmful)
     steered = 'unsafe_rate' if cfg.target_unsafe_rate is not None else 'generated_cost' if cfg.jc_estimator == 'generate' else 'implicit_J_C'
     r = {'prompts': len(c), 'generated_cost': c.mean().item(), 'unsafe_rate': (c > 0).float().mean().item(),
          'implicit_J_C': j_c, 'threshold': threshold, 'steered': steered}
@@ -523,6 +558,8 @@ def train_safe_mm_dpo(cfg:DPOConfig)->dict:
     if empty: raise UserError(f"config key 'category_targets': no prompt of {cfg.data_dir}/{cfg.jc_split}.jsonl has a response under {empty}, "
                               "so their unsafe rates cannot be measured (jc_split: train uses the training prompts)")
     gen_kw = dict(max_new_tokens=cfg.jc_max_new_tokens, max_length=cfg.max_length, max_prompt_length=cfg.max_prompt_length)
+    total_steps = cfg.max_steps or len(train) // cfg.batch_size * cfg.epochs
+    snap_dir = out/'select'                   # select_last: the candidates' trainable weights, removed once one is chosen
 
     def loss_fn(model, idx):
         loss, m = step(model, idx, lam())
@@ -546,6 +583,8 @@ def train_safe_mm_dpo(cfg:DPOConfig)->dict:
                                           start=(s // lm.every) * cfg.jc_prompts, seed=cfg.seed + s, **gen_kw)
             for k, v in rates.items(): jc[f'cost:{k}'] = v; metrics[f'J_C[{k}]'] = v
         for n, c in lambdas.items(): c.update(jc[n])
+        if cfg.select_last and s > total_steps - cfg.select_last * lm.every and acc.is_main_process:   # one of the last N updates
+            snap_dir.mkdir(exist_ok=True); torch.save(trainable_state(acc.unwrap_model(model)), snap_dir/f'step_{s}.pt')
         return {'J_C_hat': lm.j_c, 'lambda_next': shown(lm.value), 'threshold': ctx.threshold}
 
     def on_epoch_end(epoch):
@@ -564,7 +603,19 @@ def train_safe_mm_dpo(cfg:DPOConfig)->dict:
     res = train_loop(model, tok, cfg, len(train), loss_fn, acc, out, ckpt, on_step_end=on_step_end, on_epoch_end=on_epoch_end,
                      extra_state=lambda: {'lambda': {n: c.state_dict() for n, c in lambdas.items()}}, load_extra_state=load_extra,
                      desc=cfg.method, lengths=[max(len(a.input_ids), len(b.input_ids)) for a, b in step.enc])
-    lm = lambdas['harmless']
+    lm, selection = lambdas['harmless'], None
+    if cfg.select_last and acc.is_main_process:   # end with the candidate whose unsafe share on the final-check val prompts is closest to d
+        policy = acc.unwrap_model(model)
+        snap_dir.mkdir(exist_ok=True)
+        if not (snap_dir/f'step_{res.step}.pt').exists(): torch.save(trainable_state(policy), snap_dir/f'step_{res.step}.pt')
+        snaps = {int(p.stem.split('_')[1]): p for p in snap_dir.glob('step_*.pt')}
+        share = lambda: (final_costs(cfg, policy, tok, cost_judge, harmful_val) > 0).float().mean().item()
+        chosen, rows = closest_to_target(policy, {k: v for k, v in snaps.items() if k <= res.step}, share, ctx.threshold)
+        selection = {'step': chosen, 'candidates': [{'step': r['step'], 'unsafe_rate': r['value']} for r in rows]}
+        log.info(f"select_last: the weights of step {chosen} of {res.step} kept, closest to d = {ctx.threshold:.3f}; unsafe share of greedy "
+                 f"answers to {min(cfg.final_check, len(harmful_val))} harmful {cfg.jc_split} prompts by step: "
+                 + ', '.join(f"{r['step']}: {r['value']:.3f}" for r in rows))
+        shutil.rmtree(snap_dir)
     constraint = final_constraint(cfg, acc.unwrap_model(model), tok, cost_judge, harmful_val, lm.j_c, ctx.threshold, log) \
         if acc.is_main_process else None
     if constraint is not None and categories:     # each category against its target, on all its prompts (up to final_check)
@@ -576,6 +627,7 @@ def train_safe_mm_dpo(cfg:DPOConfig)->dict:
     summary = {'method': cfg.method, 'method_options': cfg.method_options(), 'lambda_rule': cfg.lambda_rule, 'steps': res.step,
                'lambda': lm.value, 'lambdas': lam(), 'J_C_hat': lm.j_c, 'threshold': ctx.threshold,
                'target_unsafe_rate': cfg.target_unsafe_rate, 'category_targets': targets, 'constraint': constraint, 'lambda_lr': cfg.lambda_lr,
+               'selection': selection,
                'J_C_range': {'min': j_min, 'reference': j_ref, 'max': j_max}, 'final_metrics': res.last_metrics,
                'seconds': res.seconds, 'seconds_per_step': res.seconds / max(1, res.step - res.start_step),
                'peak_memory_mb': peak_memory_mb(acc.device), 'processes': acc.num_processes, 'truncated_records': n_trunc,
@@ -591,7 +643,7 @@ def train_safe_mm_dpo(cfg:DPOConfig)->dict:
     return summary
 
 
-# %% ../nbs/05_trainer.ipynb 21
+# %% ../nbs/05_trainer.ipynb 23
 register_method('bfpo', 'bfpo', "BFPO: BFPO's squared loss on helpful pairs, targets set by both responses' safety (04_loss §7)",
                 needs_safety_flags=True)
 register_method('safedpo', 'safedpo', 'SafeDPO (no public code; uncertain): DPO on safety-transformed helpful pairs with margin Δ (04_loss §7)',
@@ -703,7 +755,7 @@ register_method('mocan', 'safe_mm_dpo', 'MoCAN: λ* from the offline dual on ref
                 w=0.0, lambda_init=0.0, lambda_lr=0.0)
 
 
-# %% ../nbs/05_trainer.ipynb 25
+# %% ../nbs/05_trainer.ipynb 27
 def read_metrics(run_dir:str|Path)->list[dict]:
     "The rows of a run's `metrics.jsonl`."
     return [json.loads(l) for l in open(Path(run_dir)/'metrics.jsonl') if l.strip()]

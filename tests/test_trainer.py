@@ -150,6 +150,33 @@ def test_target_unsafe_rate_steers_lambda_by_the_greedy_unsafe_share(tiny_stack,
     assert train_safe_mm_dpo(load_config(DPOConfig, **common(tiny_stack, tmp_path / 'off', max_steps=1, final_check=0)))['constraint'] is None
 
 
+def test_select_last_keeps_the_weights_closest_to_the_target(tiny_stack, tmp_path, monkeypatch):
+    "select_last: the weights after each of the last N λ updates are measured on the final-check val prompts, and the run saves the ones closest to d."
+    import safe_mm_dpo.trainer as tr
+    kw = dict(max_steps=6, target_unsafe_rate=0.25, jc_prompts=4, jc_max_new_tokens=6, lambda_update_every=2, lambda_window=1,
+              lambda_lr=0.5, final_check=4, select_last=2, save_every=2, keep_checkpoints=3)
+    out = tmp_path / 'sel'
+    s = train_safe_mm_dpo(load_config(DPOConfig, **common(tiny_stack, out, **kw)))
+    sel = s['selection']
+    assert [c['step'] for c in sel['candidates']] == [4, 6]                   # the updates after steps 4 and 6 (6 is the last)
+    best = min(sel['candidates'], key=lambda c: (abs(c['unsafe_rate'] - 0.25), -c['step']))
+    assert sel['step'] == best['step'] and s['constraint']['unsafe_rate'] == best['unsafe_rate']   # the end measures the kept weights
+    assert not (out / 'select').exists()
+    saved, kept = weights(out), weights(out / 'checkpoints' / f'step_{sel["step"]:06d}' / 'model')
+    assert all(torch.equal(saved[k], kept[k]) for k in kept)
+    # a measurement that puts step 4 on target and step 6 far off: the run ends with step 4's weights, not its last ones
+    calls = []
+    def fake(cfg, policy, tok, judge, harmful):
+        calls.append(1); n = min(cfg.final_check, len(harmful))
+        return torch.tensor([1.0] + [-1.0] * (n - 1)) if len(calls) == 1 else torch.ones(n)
+    monkeypatch.setattr(tr, 'final_costs', fake)
+    out2 = tmp_path / 'sel2'
+    s2 = train_safe_mm_dpo(load_config(DPOConfig, **common(tiny_stack, out2, **kw)))
+    assert s2['selection'] == {'step': 4, 'candidates': [{'step': 4, 'unsafe_rate': 0.25}, {'step': 6, 'unsafe_rate': 1.0}]}
+    saved, c4, c6 = weights(out2), weights(out2 / 'checkpoints' / 'step_000004' / 'model'), weights(out2 / 'checkpoints' / 'step_000006' / 'model')
+    assert all(torch.equal(saved[k], c4[k]) for k in c4) and not all(torch.equal(c4[k], c6[k]) for k in c4)
+
+
 def test_lambda_estimates_rotate_through_a_shuffled_pool(tiny_stack, tmp_path, monkeypatch):
     "λ's estimates take successive slices of the harmful val prompts in a once-shuffled order (by the run's seed), each prompt once per round."
     import safe_mm_dpo.trainer as tr
