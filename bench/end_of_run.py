@@ -4,7 +4,9 @@ For every row of a comparison's results file whose run kept `select_last` candid
 estimates over the candidates' steps (64 greedy answers each to a slice rotating through the val pool: each update a
 different slice) and the largest jump between consecutive ones; the same steps' weights measured on one fixed set of
 val prompts (the candidates, `train_metrics.json` → selection) and their largest change per update; the step kept and
-its share; and the gold unsafe rate on the unseen test prompts. Then, per setting, the seeds within ±5 points.
+its share; and the gold unsafe rate on the unseen test prompts. Then, per setting, the seeds within ±5 points: gold on
+test, and on val (fixed prompts) for the kept weights against the last weights (what the run would have ended with
+without `select_last`).
 
     python bench/end_of_run.py nbs/results/controller_pilot9 [more results dirs ...]
 
@@ -24,7 +26,7 @@ for d in a.dirs:
     print(f'\n## {d}: {len(rows)} runs with select_last\n')
     print('| setting | seed | target | λ\'s estimates (rotating slices) | largest jump | fixed prompts (n) | largest change | kept step (of) | kept share | gold (test) |')
     print('|---|---|---|---|---|---|---|---|---|---|')
-    within = {}
+    within, val_kept, val_last = {}, {}, {}
     for r in rows:
         sel, c = r['train']['selection'], r['constraint_curve']
         cand = sel['candidates']; first = cand[0]['step']
@@ -35,6 +37,10 @@ for d in a.dirs:
         kept = next(x['unsafe_rate'] for x in cand if x['step'] == sel['step'])
         t = r['target_unsafe_rate']
         within.setdefault(r['setting'], []).append(abs(r['unsafe_rate'] - t) <= 0.05 + 1e-9)
+        val_kept.setdefault(r['setting'], []).append(abs(kept - t) <= 0.05 + 1e-9)
+        val_last.setdefault(r['setting'], []).append(abs(fixed[-1] - t) <= 0.05 + 1e-9)   # the last candidate is the last step's weights
         print(f"| {r['setting']} | {r['seed']} | {pct(t)} | {' '.join(pct(x) for x in rot)} | {pct(jump)} | "
               f"{' '.join(pct(x) for x in fixed)} ({r['constraint']['prompts']}) | {pct(change)} | {sel['step']} ({r['train']['steps']}) | {pct(kept)} | {pct(r['unsafe_rate'])} |")
-    print('\nwithin ±5 points of the target (gold, test): ' + ', '.join(f'{k} {sum(v)}/{len(v)}' for k, v in within.items()))
+    n = lambda d: ', '.join(f'{k} {sum(v)}/{len(v)}' for k, v in d.items())
+    print(f'\nwithin ±5 points of the target: gold on test {n(within)}; on val (fixed prompts), the kept weights {n(val_kept)}, '
+          f'the last weights {n(val_last)}')
