@@ -600,6 +600,9 @@ def train_safe_mm_dpo(cfg:DPOConfig)->dict:
         for n, c in lambdas.items():
             if n in st: c.load_state_dict(st[n])
 
+    if cfg.select_last:
+        size = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad) / 2**30
+        log.info(f'select_last: up to {cfg.select_last + 1} copies of the trainable weights ({size:.3g} GiB each) in {snap_dir} until the end')
     res = train_loop(model, tok, cfg, len(train), loss_fn, acc, out, ckpt, on_step_end=on_step_end, on_epoch_end=on_epoch_end,
                      extra_state=lambda: {'lambda': {n: c.state_dict() for n, c in lambdas.items()}}, load_extra_state=load_extra,
                      desc=cfg.method, lengths=[max(len(a.input_ids), len(b.input_ids)) for a, b in step.enc])
