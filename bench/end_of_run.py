@@ -23,7 +23,7 @@ a = ap.parse_args()
 pct = lambda x: f'{100 * x:.1f}'
 for d in a.dirs:
     rows = [r for r in read_jsonl(Path(d)/'results.jsonl') if (r.get('train') or {}).get('selection')]
-    print(f'\n## {d}: {len(rows)} runs with select_last\n')
+    print(f'\n**{d}**: {len(rows)} runs with select_last\n')
     print('| setting | seed | target | λ\'s estimates (rotating slices) | largest jump | fixed prompts (n) | largest change | kept step (of) | kept share | gold (test) |')
     print('|---|---|---|---|---|---|---|---|---|---|')
     within, val_kept, val_last = {}, {}, {}
