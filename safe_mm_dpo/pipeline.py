@@ -16,9 +16,9 @@ from .models import TinyArgs
 from .training import ModelArgs
 
 # %% auto 0
-__all__ = ['STAGES', 'SECTIONS', 'PIPELINE_DEFAULTS', 'WIRED', 'section_class', 'PipelineConfig', 'parse_variant', 'shared_keys',
-           'section_kwargs', 'stage_configs', 'module_closure', 'code_fingerprint', 'stage_fingerprints',
-           'run_pipeline', 'estimate_memory', 'plan']
+__all__ = ['STAGES', 'SECTIONS', 'PIPELINE_DEFAULTS', 'WIRED', 'METHOD_OWN_KEYS', 'section_class', 'PipelineConfig',
+           'parse_variant', 'shared_keys', 'section_kwargs', 'unapplied_align_keys', 'stage_configs', 'module_closure',
+           'code_fingerprint', 'stage_fingerprints', 'run_pipeline', 'estimate_memory', 'plan']
 
 # %% ../nbs/08a_pipeline.ipynb 5
 STAGES = ('data', 'sft', 'judges', 'align', 'eval', 'distill', 'report')
@@ -153,6 +153,17 @@ def _base_model(p:PipelineConfig, M:Path)->str:
     from safe_mm_dpo.models import KNOWN_MODELS
     return str(M/'base') if p.model_name_or_path in KNOWN_MODELS else p.model_name_or_path
 
+METHOD_OWN_KEYS = ('w', 'lambda_init', 'lambda_lr', 'method_args')   # a method preset's own: the align section does not set them for a variant
+
+def unapplied_align_keys(p:PipelineConfig)->dict:
+    "Per comparison variant, the align keys the user set that its method's preset overrides (the variant does not set them)."
+    mine = [k for k in METHOD_OWN_KEYS if k in p.align]
+    out = {}
+    for spec in p.compare:
+        name, _, kv = parse_variant(spec)
+        if lost := {k: p.align[k] for k in mine if k not in kv}: out[name] = lost
+    return out
+
 def stage_configs(p:PipelineConfig)->dict:
     "name → (config class, kwargs, upstream stage names) for every stage the pipeline can run."
     from safe_mm_dpo.models import FetchModelConfig, KNOWN_MODELS, minilm_path
@@ -180,9 +191,11 @@ def stage_configs(p:PipelineConfig)->dict:
     dpo.setdefault('judge_max_length', judge_len)
     up = ['data', 'sft', 'helpful_rm', 'harmless_cm']
     st['aligned'] = (cls['align'], dict(dpo, output_dir=str(M/'aligned')), up)
+    for name, lost in unapplied_align_keys(p).items():               # not silently: the align section's value does not reach them
+        get_logger().warning(f"compare variant {name!r}: align {lost} not applied (its method's preset sets them; set them in the variant)")
     for spec in p.compare:
         name, method, kv = parse_variant(spec)
-        own = {'w', 'lambda_init', 'lambda_lr', 'method_args'}       # a variant's method decides these unless the variant sets them
+        own = set(METHOD_OWN_KEYS)                                   # a variant's method decides these unless the variant sets them
         st[f'compare/{name}'] = (cls['align'], dict({k: v for k, v in dpo.items() if k not in own | set(kv)}, method=method,
                                                     output_dir=str(M/'compare'/name), _overrides=kv), up)
     jn = 'heldout_' if p.heldout_judges else ''                  # evaluation judges: held-out ones when asked for
