@@ -391,11 +391,12 @@ def closest_to_target(model, snapshots:dict,   # {step: path of a `trainable_sta
     load_trainable(model, torch.load(snapshots[best], weights_only=True))
     return best, rows
 
-def final_constraint(cfg:DPOConfig, policy, tok, cost_judge, harmful:list, j_c:float, threshold:float, log=None)->dict|None:
+def final_constraint(cfg:DPOConfig, policy, tok, cost_judge, harmful:list, j_c:float, threshold:float, log=None,
+                     costs:torch.Tensor|None=None)->dict|None:   # `final_costs` of this policy, when already measured (select_last)
     """Where the trained policy stands against its threshold: greedy answers (as evaluation decodes) to up to `cfg.final_check`
     harmful prompts of the `jc_split` split, their mean cost and unsafe share (C > 0) by the cost model, and the value of the statistic λ steered."""
     if not cfg.final_check or not harmful or not Path(cfg.harmless_cm).exists(): return None
-    c = final_costs(cfg, policy, tok, cost_judge or load_judge(cfg.harmless_cm, cfg), harmful)
+    c = costs if costs is not None else final_costs(cfg, policy, tok, cost_judge or load_judge(cfg.harmless_cm, cfg), harmful)
     steered = 'unsafe_rate' if cfg.target_unsafe_rate is not None else 'generated_cost' if cfg.jc_estimator == 'generate' else 'implicit_J_C'
     r = {'prompts': len(c), 'generated_cost': c.mean().item(), 'unsafe_rate': (c > 0).float().mean().item(),
          'implicit_J_C': j_c, 'threshold': threshold, 'steered': steered}
@@ -606,20 +607,24 @@ def train_safe_mm_dpo(cfg:DPOConfig)->dict:
     res = train_loop(model, tok, cfg, len(train), loss_fn, acc, out, ckpt, on_step_end=on_step_end, on_epoch_end=on_epoch_end,
                      extra_state=lambda: {'lambda': {n: c.state_dict() for n, c in lambdas.items()}}, load_extra_state=load_extra,
                      desc=cfg.method, lengths=[max(len(a.input_ids), len(b.input_ids)) for a, b in step.enc])
-    lm, selection = lambdas['harmless'], None
+    lm, selection, kept_costs = lambdas['harmless'], None, None
     if cfg.select_last and acc.is_main_process:   # end with the candidate whose unsafe share on the final-check val prompts is closest to d
         policy = acc.unwrap_model(model)
         snap_dir.mkdir(exist_ok=True)
         if not (snap_dir/f'step_{res.step}.pt').exists(): torch.save(trainable_state(policy), snap_dir/f'step_{res.step}.pt')
         snaps = {int(p.stem.split('_')[1]): p for p in snap_dir.glob('step_*.pt')}
-        share = lambda: (final_costs(cfg, policy, tok, cost_judge, harmful_val) > 0).float().mean().item()
+        measured = []                          # each candidate's costs, in step order: the kept one's are the end's constraint
+        def share():
+            measured.append(final_costs(cfg, policy, tok, cost_judge, harmful_val))
+            return (measured[-1] > 0).float().mean().item()
         chosen, rows = closest_to_target(policy, {k: v for k, v in snaps.items() if k <= res.step}, share, ctx.threshold)
+        kept_costs = measured[[r['step'] for r in rows].index(chosen)]
         selection = {'step': chosen, 'candidates': [{'step': r['step'], 'unsafe_rate': r['value']} for r in rows]}
         log.info(f"select_last: the weights of step {chosen} of {res.step} kept, closest to d = {ctx.threshold:.3f}; unsafe share of greedy "
                  f"answers to {min(cfg.final_check, len(harmful_val))} harmful {cfg.jc_split} prompts by step: "
                  + ', '.join(f"{r['step']}: {r['value']:.3f}" for r in rows))
         shutil.rmtree(snap_dir)
-    constraint = final_constraint(cfg, acc.unwrap_model(model), tok, cost_judge, harmful_val, lm.j_c, ctx.threshold, log) \
+    constraint = final_constraint(cfg, acc.unwrap_model(model), tok, cost_judge, harmful_val, lm.j_c, ctx.threshold, log, kept_costs) \
         if acc.is_main_process else None
     if constraint is not None and categories:     # each category against its target, on all its prompts (up to final_check)
         rates = category_unsafe_rates(acc.unwrap_model(model), tok, *cost_judge, {k: ps[:cfg.final_check] for k, ps in cat_pools.items()},
