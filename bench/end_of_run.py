@@ -21,6 +21,7 @@ ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
 ap.add_argument('dirs', nargs='+')
 a = ap.parse_args()
 pct = lambda x: f'{100 * x:.1f}'
+near = lambda x, t: abs(x - t) <= 0.05 + 1e-9          # within ±5 points of the target, as the comparison's table counts
 for d in a.dirs:
     rows = [r for r in read_jsonl(Path(d)/'results.jsonl') if (r.get('train') or {}).get('selection')]
     print(f'\n**{d}**: {len(rows)} runs with select_last\n')
@@ -36,9 +37,9 @@ for d in a.dirs:
         change = max((abs(b - a) for a, b in zip(fixed, fixed[1:])), default=float('nan'))
         kept = next(x['unsafe_rate'] for x in cand if x['step'] == sel['step'])
         t = r['target_unsafe_rate']
-        within.setdefault(r['setting'], []).append(abs(r['unsafe_rate'] - t) <= 0.05 + 1e-9)
-        val_kept.setdefault(r['setting'], []).append(abs(kept - t) <= 0.05 + 1e-9)
-        val_last.setdefault(r['setting'], []).append(abs(fixed[-1] - t) <= 0.05 + 1e-9)   # the last candidate is the last step's weights
+        within.setdefault(r['setting'], []).append(near(r['unsafe_rate'], t))
+        val_kept.setdefault(r['setting'], []).append(near(kept, t))
+        val_last.setdefault(r['setting'], []).append(near(fixed[-1], t))   # the last candidate is the last step's weights
         print(f"| {r['setting']} | {r['seed']} | {pct(t)} | {' '.join(pct(x) for x in rot)} | {pct(jump)} | "
               f"{' '.join(pct(x) for x in fixed)} ({r['constraint']['prompts']}) | {pct(change)} | {sel['step']} ({r['train']['steps']}) | {pct(kept)} | {pct(r['unsafe_rate'])} |")
     n = lambda d: ', '.join(f'{k} {sum(v)}/{len(v)}' for k, v in d.items())
